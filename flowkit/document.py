@@ -1,0 +1,238 @@
+"""What flowkit stores: the compiled workflow, a run, a status event.
+
+These pydantic models are the contract between authoring (the compiler writes a ``WorkflowDocument``)
+and the runtime (which embeds it in a ``Run`` and reads it to schedule jobs). Shape is checked here;
+graph-level problems (unknown needs, cycles, ...) are the validator's job, so a broken document can
+still be loaded and reported on in full.
+
+Determinism: ``canonical_json`` is the one serialization used for hashing and for files (sorted keys,
+no NaN); ``content_version`` hashes a document without its ``version`` field.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TERMINAL_STATES",
+    "Branch",
+    "EventStatus",
+    "JobError",
+    "JobRun",
+    "JobSpec",
+    "JobState",
+    "Notifications",
+    "NotifyKind",
+    "Phase",
+    "RetryPolicy",
+    "Run",
+    "RunStatus",
+    "StatusEvent",
+    "Target",
+    "WorkflowDocument",
+    "canonical_json",
+    "content_version",
+    "status_key",
+]
+
+SCHEMA_VERSION: Final = 1
+
+Condition = dict[str, Any]
+"""A condition AST; see ``flowkit.conditions`` for its grammar."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+
+# --------------------------------------------------------------------------- the compiled workflow
+
+
+class Target(_Model):
+    """Where a job runs: an AWS Lambda function (name or ARN) and an optional alias/version."""
+
+    function: str = Field(description="Lambda function name or ARN; empty means 'missing'")
+    qualifier: str | None = Field(default=None, description="alias or version, e.g. 'prod' or '7'")
+
+
+class RetryPolicy(_Model):
+    """Stored now, executed by a later runtime: how often and how fast a failed job is retried."""
+
+    max_attempts: int = Field(default=1, description="total attempts, 1 means no retry")
+    interval_seconds: float = 1.0
+    backoff_rate: float = 2.0
+    max_delay_seconds: float | None = None
+    jitter: Literal["none", "full"] = "none"
+
+
+class Branch(_Model):
+    """One ``when``: its own condition and the jobs of each arm (for diagrams and docs)."""
+
+    id: str
+    condition: Condition
+    then: list[str]
+    otherwise: list[str] = []
+
+
+class JobSpec(_Model):
+    name: str
+    description: str = ""
+    phase: str = Field(description="name of the phase (top-level stage) the job belongs to")
+    target: Target
+    handler: str | None = Field(
+        default=None, description="'module:qualname' of the Python body, for local runs; none if body-less"
+    )
+    needs: list[str] = Field(default=[], description="jobs that must finish first (sorted)")
+    condition: Condition | None = Field(
+        default=None, description="effective condition: the AND of every enclosing when-arm guard"
+    )
+    failure_handled: bool = Field(
+        default=False, description="a condition tests this job's status, so its failure does not fail the run"
+    )
+    retry: RetryPolicy = RetryPolicy()
+    timeout_seconds: float | None = None
+    input: dict[str, JsonValue] = {}
+
+
+class Phase(_Model):
+    name: str
+    jobs: list[str]
+
+
+NotifyKind = Literal[
+    "run.started", "run.succeeded", "run.failed", "job.started", "job.succeeded", "job.failed"
+]
+
+
+class Notifications(_Model):
+    slack_channel: str | None = None
+    on: list[NotifyKind] = ["run.failed", "job.failed"]
+    mention: str | None = Field(default=None, description="added to failure messages, e.g. '<!here>'")
+    webhook: bool = Field(default=False, description="also post to the generic JSON webhook")
+
+
+class WorkflowDocument(_Model):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str
+    version: str = Field(description="content hash of the document without this field")
+    description: str = ""
+    phases: list[Phase]
+    jobs: list[JobSpec]
+    branches: list[Branch] = []
+    notifications: Notifications = Notifications()
+
+    def job(self, name: str) -> JobSpec:
+        for spec in self.jobs:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def to_json(self) -> str:
+        return canonical_json(self.model_dump(mode="json"))
+
+
+def canonical_json(data: Any, *, indent: int | None = 2) -> str:
+    """The one serialization flowkit hashes and writes: sorted keys, no NaN, trailing newline."""
+    text = json.dumps(data, sort_keys=True, indent=indent, ensure_ascii=False, allow_nan=False)
+    return text + "\n" if indent is not None else text
+
+
+def content_version(document: dict[str, Any]) -> str:
+    """Content hash of a dumped document, ignoring its ``version`` field."""
+    body = {k: v for k, v in document.items() if k != "version"}
+    digest = hashlib.sha256(canonical_json(body, indent=None).encode()).hexdigest()
+    return f"sha256:{digest[:16]}"
+
+
+# --------------------------------------------------------------------------- a run
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    DISPATCHED = "dispatched"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES: Final = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.SKIPPED, JobState.TIMED_OUT, JobState.CANCELLED}
+)
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class JobError(_Model):
+    type: str
+    message: str
+
+
+class JobRun(_Model):
+    state: JobState = JobState.PENDING
+    attempt: int = 0
+    output: JsonValue = None
+    error: JobError | None = None
+    dispatched_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Run(_Model):
+    """A run as stored in the ``state-machines`` collection (``_id`` is the run id)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True, populate_by_name=True)
+
+    id: str = Field(alias="_id")
+    workflow: str
+    version: str
+    config: WorkflowDocument
+    input: dict[str, JsonValue] = {}
+    status: RunStatus = RunStatus.RUNNING
+    phase: str | None = None
+    jobs: dict[str, JobRun]
+    created_at: datetime
+    ended_at: datetime | None = None
+
+
+# --------------------------------------------------------------------------- a status event
+
+
+class EventStatus(StrEnum):
+    STARTED = "started"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+def status_key(run_id: str, job: str | None, attempt: int, status: str) -> str:
+    """Idempotency key of a status event; unique in the ``statuses`` collection."""
+    return f"{run_id}/{job or '*'}/{attempt}/{status}"
+
+
+class StatusEvent(_Model):
+    """A document of the ``statuses`` collection. ``job`` is None for workflow-level events."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
+
+    key: str
+    run_id: str
+    workflow: str
+    job: str | None = None
+    attempt: int = 0
+    status: EventStatus
+    output: JsonValue = None
+    error: JobError | None = None
+    time: datetime

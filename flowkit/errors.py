@@ -1,0 +1,104 @@
+"""Every error flowkit raises, under one root.
+
+    FlowkitError
+    ├── InvalidWorkflow          a workflow definition is broken (DSL misuse, failed validation)
+    │   └── ConditionError       a condition cannot be built, serialized or is malformed
+    ├── LoadError                a CLI target cannot be found or the user's module fails to import
+    ├── MissingDependency        an optional extra is not installed (message carries the pip command)
+    ├── EventError               a malformed EventBridge / Atlas-trigger event
+    ├── RunError                 something about a run is wrong
+    │   ├── UnknownRun           the run id does not exist
+    │   └── RejectedReport       a job report that does not match the run's state (wrong attempt, ...)
+    ├── DispatchError            a job could not be started (e.g. payload over the size limit)
+    └── RenderError              a diagram could not be rendered (e.g. the `dot` binary is missing)
+
+Errors carry their context as attributes (``workflow``, ``job``, ``run_id``) so that callers can
+react without parsing messages. Chain with ``raise ... from exc``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "ConditionError",
+    "DispatchError",
+    "EventError",
+    "FlowkitError",
+    "InvalidWorkflow",
+    "LoadError",
+    "MissingDependency",
+    "RejectedReport",
+    "RenderError",
+    "RunError",
+    "UnknownRun",
+]
+
+
+class FlowkitError(Exception):
+    """Root of every flowkit error."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        workflow: str | None = None,
+        job: str | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.workflow = workflow
+        self.job = job
+        self.run_id = run_id
+
+
+class InvalidWorkflow(FlowkitError):
+    """A workflow definition is broken. ``problems`` holds one line per problem, sorted."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        problems: Sequence[str] = (),
+        workflow: str | None = None,
+        job: str | None = None,
+    ) -> None:
+        self.problems: list[str] = list(problems) or [message]
+        super().__init__(message, workflow=workflow, job=job)
+
+
+class ConditionError(InvalidWorkflow):
+    """A condition cannot be built, serialized, or is malformed."""
+
+
+class LoadError(FlowkitError):
+    """A CLI target (``module:attr``, file or folder) cannot be loaded."""
+
+
+class MissingDependency(FlowkitError):
+    """An optional dependency is missing; the message says which extra to install."""
+
+
+class EventError(FlowkitError):
+    """A malformed event: it is rejected before anything is written."""
+
+
+class RunError(FlowkitError):
+    """Something about a run is wrong."""
+
+
+class UnknownRun(RunError):
+    """The run id does not exist in the store."""
+
+
+class RejectedReport(RunError):
+    """A job report that does not match the stored run (job not dispatched/running at that attempt)."""
+
+
+class DispatchError(FlowkitError):
+    """A job could not be started."""
+
+
+class RenderError(FlowkitError):
+    """A diagram could not be rendered."""
