@@ -4,6 +4,7 @@
     ├── InvalidWorkflow          a workflow definition is broken (DSL misuse, failed validation)
     │   └── ConditionError       a condition cannot be built, serialized or is malformed
     ├── LoadError                a CLI target cannot be found or the user's module fails to import
+    ├── InvalidMock              a local-run mock (--mock, mock file) is malformed or names no job
     ├── MissingDependency        an optional extra is not installed (message carries the pip command)
     ├── EventError               a malformed EventBridge / Atlas-trigger event
     ├── RunError                 something about a run is wrong
@@ -25,6 +26,7 @@ __all__ = [
     "DispatchError",
     "EventError",
     "FlowkitError",
+    "InvalidMock",
     "InvalidWorkflow",
     "LoadError",
     "MissingDependency",
@@ -74,6 +76,10 @@ class ConditionError(InvalidWorkflow):
 
 class LoadError(FlowkitError):
     """A CLI target (``module:attr``, file or folder) cannot be loaded."""
+
+
+class InvalidMock(FlowkitError):
+    """A local-run mock is malformed, names a job the workflow does not have, or a job lacks one."""
 
 
 class MissingDependency(FlowkitError):
