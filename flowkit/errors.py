@@ -11,6 +11,7 @@
     │   ├── UnknownRun           the run id does not exist
     │   └── RejectedReport       a job report that does not match the run's state (wrong attempt, ...)
     ├── DispatchError            a job could not be started (e.g. payload over the size limit)
+    ├── NotifyError              a notification could not be delivered (Slack error code in ``code``)
     └── RenderError              a diagram could not be rendered (e.g. the `dot` binary is missing)
 
 Errors carry their context as attributes (``workflow``, ``job``, ``run_id``) so that callers can
@@ -30,6 +31,7 @@ __all__ = [
     "InvalidWorkflow",
     "LoadError",
     "MissingDependency",
+    "NotifyError",
     "RejectedReport",
     "RenderError",
     "RunError",
@@ -104,6 +106,15 @@ class RejectedReport(RunError):
 
 class DispatchError(FlowkitError):
     """A job could not be started."""
+
+
+class NotifyError(FlowkitError):
+    """A notification could not be delivered; ``code`` is the platform's error code when it gave one."""
+
+    def __init__(self, message: str, *, code: str | None = None, delivered: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.delivered = delivered
 
 
 class RenderError(FlowkitError):
