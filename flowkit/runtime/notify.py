@@ -1,0 +1,460 @@
+"""Notifications: Slack (bot token or incoming webhook, through slack-sdk) and a generic JSON webhook.
+
+``notify_event`` is what ``notifications_job`` calls for every status event: it keeps the kinds the
+workflow's ``notifications.on`` asks for, builds one :class:`Message` (Block Kit blocks, a fallback
+text and a generic JSON payload) and hands it to a :class:`Notifier`. Delivery problems are logged
+with the platform's error code (``channel_not_found``, ``invalid_auth``, HTTP 404, ...) and never
+raised: a notification must not break orchestration, and a failed Slack post is not worth an
+EventBridge retry.
+
+Event kinds::
+
+    workflow-level (job null)   started -> run.started   success -> run.succeeded   failed -> run.failed
+    job-level                   started -> job.started   success -> job.succeeded   failed -> job.failed
+
+Routing: Slack receives every selected kind (with a bot token, in ``notifications.slack_channel``, or
+the notifier's default channel; an incoming webhook posts to the channel it was created for). The
+generic webhook receives a kind only when the workflow sets ``notifications.webhook``.
+
+slack-sdk is imported only when a Slack client is created (it costs ~100 ms of import time, which a
+Lambda cold start without Slack should not pay). Create notifiers once per container and reuse them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any, Final, Protocol, runtime_checkable
+
+from pydantic import JsonValue
+
+from flowkit.document import EventStatus, Notifications, NotifyKind, StatusEvent
+from flowkit.errors import MissingDependency, NotifyError
+from flowkit.runtime.config import Settings
+
+__all__ = [
+    "Message",
+    "Notifier",
+    "Notifiers",
+    "SlackNotifier",
+    "WebhookNotifier",
+    "build_message",
+    "event_kind",
+    "notifier_from_settings",
+    "notify_event",
+]
+
+logger = logging.getLogger(__name__)
+
+_RUN_KINDS: Final[dict[EventStatus, NotifyKind]] = {
+    EventStatus.STARTED: "run.started",
+    EventStatus.SUCCESS: "run.succeeded",
+    EventStatus.FAILED: "run.failed",
+}
+_JOB_KINDS: Final[dict[EventStatus, NotifyKind]] = {
+    EventStatus.STARTED: "job.started",
+    EventStatus.SUCCESS: "job.succeeded",
+    EventStatus.FAILED: "job.failed",
+}
+_EMOJI: Final = {EventStatus.STARTED: ":arrow_forward:", EventStatus.SUCCESS: ":white_check_mark:"}
+_EMOJI_FAILED: Final = ":x:"
+_VERB: Final = {
+    EventStatus.STARTED: "started",
+    EventStatus.SUCCESS: "succeeded",
+    EventStatus.FAILED: "failed",
+}
+
+# Slack limits: a section's text is at most 3000 characters, a field's at most 2000.
+_ERROR_LIMIT: Final = 2000
+_OUTPUT_LIMIT: Final = 1000
+_FIELD_LIMIT: Final = 1900
+
+
+# --------------------------------------------------------------------------- the message
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification, in every shape a notifier may need."""
+
+    kind: NotifyKind
+    text: str
+    """Plain fallback text (shown in push notifications and by clients without Block Kit)."""
+    blocks: list[dict[str, Any]]
+    """Slack Block Kit blocks."""
+    payload: dict[str, Any]
+    """The generic webhook's JSON body."""
+    channel: str | None = None
+    """Slack channel the workflow configured (``notifications.slack_channel``)."""
+    webhook: bool = False
+    """Whether the workflow wants the generic webhook too (``notifications.webhook``)."""
+
+
+def event_kind(status: StatusEvent) -> NotifyKind:
+    """The notification kind of a status event (``run.failed``, ``job.started``, ...)."""
+    return (_RUN_KINDS if status.job is None else _JOB_KINDS)[status.status]
+
+
+def build_message(status: StatusEvent, config: Notifications) -> Message:
+    """The message for ``status``; failures carry ``config.mention``."""
+    kind = event_kind(status)
+    failed = status.status is EventStatus.FAILED
+    mention = config.mention if failed and config.mention else None
+    return Message(
+        kind=kind,
+        text=_fallback_text(status, mention),
+        blocks=_blocks(status, mention),
+        payload={
+            "kind": kind,
+            "text": _fallback_text(status, None),
+            "mention": mention,
+            "event": status.model_dump(mode="json"),
+        },
+        channel=config.slack_channel,
+        webhook=config.webhook,
+    )
+
+
+def _fallback_text(status: StatusEvent, mention: str | None) -> str:
+    verb = _VERB[status.status]
+    if status.job is None:
+        text = f"[{status.workflow}] run {status.run_id} {verb}"
+    else:
+        text = (
+            f"[{status.workflow}] job {status.job} {verb} (attempt {status.attempt}) in run {status.run_id}"
+        )
+    if status.error is not None:
+        text += f": {status.error.type}: {_truncate(status.error.message, 300)}"
+    return f"{mention} {text}" if mention else text
+
+
+def _blocks(status: StatusEvent, mention: str | None) -> list[dict[str, Any]]:
+    failed = status.status is EventStatus.FAILED
+    emoji = _EMOJI_FAILED if failed else _EMOJI[status.status]
+    verb = _VERB[status.status]
+    if status.job is None:
+        title = f"{emoji} Run *{_esc(status.run_id)}* of *{_esc(status.workflow)}* {verb}"
+    else:
+        title = f"{emoji} Job *{_esc(status.job)}* of *{_esc(status.workflow)}* {verb}"
+    if mention:
+        title = f"{mention} {title}"
+    fields = [("Workflow", status.workflow), ("Run", status.run_id)]
+    if status.job is not None:
+        fields += [("Job", status.job), ("Attempt", str(status.attempt))]
+    fields += [("Status", status.status.value)]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": title}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*{name}*\n{_esc(_truncate(value, _FIELD_LIMIT))}"}
+                for name, value in fields
+            ]
+            + [{"type": "mrkdwn", "text": f"*Time*\n{_slack_date(status)}"}],
+        },
+    ]
+    if status.error is not None:
+        message = _esc(_truncate(status.error.message, _ERROR_LIMIT))
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"*Error* `{_esc(status.error.type)}`\n```{message}```"},
+            }
+        )
+    if status.output is not None and not failed:
+        output = _esc(_truncate(_compact(status.output), _OUTPUT_LIMIT))
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Output*\n```{output}```"}})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{_esc(status.key)}`"}]})
+    return blocks
+
+
+def _slack_date(status: StatusEvent) -> str:
+    moment = status.time if status.time.tzinfo else status.time.replace(tzinfo=UTC)
+    iso = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time_secs}}|{iso}>"
+
+
+def _esc(text: str) -> str:
+    """Escape the three characters Slack mrkdwn reserves."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _compact(value: JsonValue) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+# --------------------------------------------------------------------------- notifiers
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """Delivers a message somewhere.
+
+    ``send`` returns True when it delivered, False when the message is not for this notifier (for
+    example the workflow did not ask for the generic webhook), and raises :class:`NotifyError` when
+    delivery failed.
+    """
+
+    def send(self, message: Message) -> bool: ...
+
+
+class SlackNotifier:
+    """Slack through slack-sdk: a bot token (``chat.postMessage``) or an incoming webhook.
+
+    Give a ready ``client`` (a ``slack_sdk.WebClient`` or ``slack_sdk.webhook.WebhookClient``), or a
+    ``token`` (wins) or a ``webhook_url`` to create one with retry handlers for rate limits (HTTP 429,
+    honouring ``Retry-After``) and connection errors. ``channel`` is the default for workflows that
+    configure none (bot token only). ``base_url`` points the Web API client elsewhere (tests, proxies).
+    """
+
+    def __init__(
+        self,
+        client: Any = None,
+        *,
+        token: str | None = None,
+        webhook_url: str | None = None,
+        channel: str | None = None,
+        base_url: str | None = None,
+        timeout: int = 10,
+        rate_limit_retries: int = 2,
+    ) -> None:
+        if client is None:
+            if token:
+                client = _web_client(token, base_url, timeout, rate_limit_retries)
+            elif webhook_url:
+                client = _webhook_client(webhook_url, timeout, rate_limit_retries)
+            else:
+                raise ValueError("SlackNotifier needs a client, a bot token or an incoming-webhook URL")
+        self.client = client
+        self.channel = channel
+        self.uses_webhook = not hasattr(client, "chat_postMessage")
+
+    def __repr__(self) -> str:
+        mode = "incoming webhook" if self.uses_webhook else "bot token"
+        return f"SlackNotifier({mode}, channel={self.channel!r})"
+
+    def send(self, message: Message) -> bool:
+        if self.uses_webhook:
+            return self._send_webhook(message)
+        channel = message.channel or self.channel
+        if not channel:
+            logger.warning(
+                "no Slack channel for %s: set notifications.slack_channel in the workflow", message.kind
+            )
+            return False
+        from slack_sdk.errors import SlackApiError, SlackClientError
+
+        try:
+            self.client.chat_postMessage(
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as exc:
+            code = exc.response.get("error") if exc.response is not None else None
+            raise NotifyError(f"Slack chat.postMessage to {channel} failed: {code}", code=code) from exc
+        except (SlackClientError, OSError) as exc:
+            raise NotifyError(f"could not reach Slack: {exc}", code="connection_error") from exc
+        return True
+
+    def _send_webhook(self, message: Message) -> bool:
+        try:
+            response = self.client.send(
+                text=message.text, blocks=message.blocks, unfurl_links=False, unfurl_media=False
+            )
+        except OSError as exc:
+            raise NotifyError(
+                f"could not reach the Slack incoming webhook: {exc}", code="connection_error"
+            ) from exc
+        if response.status_code != 200:
+            code = str(response.body or response.status_code)
+            raise NotifyError(
+                f"Slack incoming webhook answered HTTP {response.status_code}: {code}", code=code
+            )
+        return True
+
+
+def _retry_handlers(rate_limit_retries: int) -> list[Any]:
+    from slack_sdk.http_retry.builtin_handlers import (
+        ConnectionErrorRetryHandler,
+        RateLimitErrorRetryHandler,
+    )
+
+    return [
+        ConnectionErrorRetryHandler(max_retry_count=1),
+        RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+    ]
+
+
+def _web_client(token: str, base_url: str | None, timeout: int, rate_limit_retries: int) -> Any:
+    try:
+        from slack_sdk import WebClient
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise MissingDependency("Slack notifications need slack-sdk: pip install 'flowkit[slack]'") from exc
+    options: dict[str, Any] = {"base_url": base_url} if base_url else {}
+    return WebClient(
+        token=token, timeout=timeout, retry_handlers=_retry_handlers(rate_limit_retries), **options
+    )
+
+
+def _webhook_client(url: str, timeout: int, rate_limit_retries: int) -> Any:
+    try:
+        from slack_sdk.webhook import WebhookClient
+    except ImportError as exc:  # pragma: no cover - depends on the installation
+        raise MissingDependency("Slack notifications need slack-sdk: pip install 'flowkit[slack]'") from exc
+    return WebhookClient(url=url, timeout=timeout, retry_handlers=_retry_handlers(rate_limit_retries))
+
+
+class WebhookNotifier:
+    """POSTs ``message.payload`` as JSON to ``url`` (Teams/Discord bridges, PagerDuty, your own API).
+
+    Sends only messages of workflows that set ``notifications.webhook``. A 429 or 503 answer is
+    retried once after its ``Retry-After`` (at most ``max_retry_after`` seconds); any other non-2xx
+    answer or a connection error raises :class:`NotifyError`. The URL is never logged (it often holds
+    a secret), only its host.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        headers: dict[str, str] | None = None,
+        max_retry_after: float = 5.0,
+    ) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"webhook URL must be http(s)://host/..., got scheme {parts.scheme!r}")
+        self.url = url
+        self.host = parts.netloc.rpartition("@")[2]
+        self.timeout = timeout
+        self.headers = {"Content-Type": "application/json", "User-Agent": "flowkit", **(headers or {})}
+        self.max_retry_after = max_retry_after
+
+    def __repr__(self) -> str:
+        return f"WebhookNotifier(host={self.host!r})"
+
+    def send(self, message: Message) -> bool:
+        if not message.webhook:
+            return False
+        body = json.dumps(message.payload, ensure_ascii=False, default=str).encode()
+        for attempt in (1, 2):
+            request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    response.read()
+                return True
+            except urllib.error.HTTPError as exc:
+                retry_after = _retry_after(exc)
+                if attempt == 1 and exc.code in (429, 503) and retry_after <= self.max_retry_after:
+                    time.sleep(retry_after)
+                    continue
+                raise NotifyError(
+                    f"webhook {self.host} answered HTTP {exc.code}", code=str(exc.code)
+                ) from exc
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise NotifyError(
+                    f"could not reach webhook {self.host}: {reason}", code="connection_error"
+                ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _retry_after(exc: urllib.error.HTTPError) -> float:
+    value = exc.headers.get("Retry-After") if exc.headers is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else 1.0
+    except ValueError:
+        return 1.0
+
+
+class Notifiers:
+    """Several notifiers as one: every member gets the message; one failing does not stop the others.
+
+    Raises :class:`NotifyError` listing every failure (``delivered`` counts the successes).
+    """
+
+    def __init__(self, members: Sequence[Notifier]) -> None:
+        self.members = list(members)
+
+    def __repr__(self) -> str:
+        return f"Notifiers({self.members!r})"
+
+    def send(self, message: Message) -> bool:
+        delivered = 0
+        failures: list[NotifyError] = []
+        for member in self.members:
+            try:
+                delivered += bool(member.send(message))
+            except NotifyError as exc:
+                failures.append(exc)
+        if failures:
+            raise NotifyError(
+                "; ".join(failure.message for failure in failures),
+                code=failures[0].code,
+                delivered=delivered,
+            )
+        return delivered > 0
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def notify_event(status: StatusEvent, config: Notifications, notifier: Notifier) -> bool:
+    """Notify about ``status`` if its kind is in ``config.on``; True if something was delivered.
+
+    Never raises for a delivery problem: it is logged (with the Slack error code) and False is returned.
+    """
+    kind = event_kind(status)
+    if kind not in config.on:
+        logger.debug("not notifying %s for run %s: not in notifications.on", kind, status.run_id)
+        return False
+    message = build_message(status, config)
+    try:
+        return notifier.send(message)
+    except NotifyError as exc:
+        logger.error(
+            "notification %s for run %s (workflow %s) not delivered: %s",
+            kind,
+            status.run_id,
+            status.workflow,
+            exc.message,
+            extra={"notify_error_code": exc.code, "run_id": status.run_id},
+        )
+        return exc.delivered > 0
+    except Exception:
+        logger.exception("notification %s for run %s failed unexpectedly", kind, status.run_id)
+        return False
+
+
+def notifier_from_settings(settings: Settings, *, slack_base_url: str | None = None) -> Notifier | None:
+    """The notifier the environment configures, or None when it configures none.
+
+    Slack: ``FLOWKIT_SLACK_TOKEN`` (bot token; wins) or ``FLOWKIT_SLACK_WEBHOOK_URL`` (incoming webhook).
+    Generic: ``FLOWKIT_WEBHOOK_URL``, used for workflows that set ``notifications.webhook``.
+    """
+    members: list[Notifier] = []
+    if settings.slack_token:
+        if settings.slack_webhook_url:
+            logger.debug("both a Slack token and a Slack webhook URL are set; using the token")
+        members.append(SlackNotifier(token=settings.slack_token, base_url=slack_base_url))
+    elif settings.slack_webhook_url:
+        members.append(SlackNotifier(webhook_url=settings.slack_webhook_url))
+    if settings.webhook_url:
+        members.append(WebhookNotifier(settings.webhook_url))
+    if not members:
+        return None
+    return members[0] if len(members) == 1 else Notifiers(members)
