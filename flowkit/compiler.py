@@ -1,0 +1,298 @@
+"""DSL -> ``WorkflowDocument``: deterministic, versioned by content hash, validated.
+
+How a composition becomes a document:
+
+- **Phases** are the top-level stages of the root sequence (a root that is not a sequence is one
+  stage). A stage that is a single job is named after the job; any other stage is ``stage-N`` (N is
+  its 1-based position).
+- **needs**: a job needs the tails of what came before it in its sequence (the tails of a ``parallel``
+  are the tails of all its branches; of a ``when``, the tails of both arms, and the upstream tails
+  in place of an absent or empty arm), plus its explicit ``needs=``. Sorted.
+- **when**: every job inside an arm carries ``condition`` = AND of the guards of every enclosing arm
+  (``cond`` for ``then``, ``not cond`` for ``otherwise``); one ``Branch`` per ``when`` (``when-1``,
+  ``when-2``, ... in compile order) keeps the raw condition and the job names of each arm.
+- **failure_handled** is set on every job whose status some condition reads (``charge.failed``).
+- Jobs are listed by phase, then in declaration order. ``version`` is ``content_version`` of the dump.
+
+Problems that only exist in the DSL (a job object used twice, an empty ``parallel()``, a body-less
+job without target, ...) are collected here; graph problems come from ``flowkit.validate``. ``compile``
+reports all of them at once in ``InvalidWorkflow.problems``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any, get_args
+
+from flowkit.conditions import status_referenced_jobs
+from flowkit.document import (
+    Branch,
+    JobSpec,
+    Notifications,
+    NotifyKind,
+    Phase,
+    RetryPolicy,
+    Target,
+    WorkflowDocument,
+    content_version,
+)
+from flowkit.dsl.job import Job
+from flowkit.dsl.nodes import Node, Parallel, Sequence, When
+from flowkit.dsl.options import Retry, seconds
+from flowkit.dsl.workflow import Workflow, iter_jobs
+from flowkit.errors import InvalidWorkflow
+
+__all__ = ["compile", "compile_with_report"]
+
+logger = logging.getLogger(__name__)
+
+_NOTIFY_KINDS = get_args(NotifyKind)
+_JITTERS = ("none", "full")
+
+
+@dataclass
+class _Entry:
+    job: Job
+    phase: str
+    needs: set[str]
+    guards: tuple[dict[str, Any], ...]
+
+
+@dataclass
+class _Builder:
+    workflow: Workflow
+    problems: list[str] = field(default_factory=list)
+    entries: list[_Entry] = field(default_factory=list)
+    branches: list[Branch] = field(default_factory=list)
+    seen: dict[int, Job] = field(default_factory=dict)
+
+    def build(self, root: Node) -> tuple[list[Phase], list[_Entry]]:
+        stages = root.items if isinstance(root, Sequence) else (root,)
+        if not stages:
+            self.problems.append(f"workflow {self.workflow.name!r}: empty sequence() (it has no jobs)")
+        phases: list[Phase] = []
+        upstream: frozenset[str] = frozenset()
+        for i, stage in enumerate(stages, start=1):
+            name = stage.name if isinstance(stage, Job) else f"stage-{i}"
+            first = len(self.entries)
+            upstream = self.visit(stage, upstream, (), name)
+            phases.append(Phase(name=name, jobs=[e.job.name for e in self.entries[first:]]))
+        return phases, self.entries
+
+    def visit(
+        self, node: Node, upstream: frozenset[str], guards: tuple[dict[str, Any], ...], phase: str
+    ) -> frozenset[str]:
+        """Add the jobs of ``node`` after ``upstream``; return the tails the next stage must wait for."""
+        if isinstance(node, Job):
+            return self.add_job(node, upstream, guards, phase)
+        if isinstance(node, Sequence | Parallel) and not node.items:
+            kind = "sequence" if isinstance(node, Sequence) else "parallel"
+            self.problems.append(
+                f"workflow {self.workflow.name!r}: empty {kind}() {_where(upstream)}: give it at least one job"
+            )
+            return upstream
+        if isinstance(node, Sequence):
+            tails = upstream
+            for item in node.items:
+                tails = self.visit(item, tails, guards, phase)
+            return tails
+        if isinstance(node, Parallel):
+            result: set[str] = set()
+            for item in node.items:
+                result |= self.visit(item, upstream, guards, phase)
+            return frozenset(result)
+        if isinstance(node, When):
+            return self.add_when(node, upstream, guards, phase)
+        raise TypeError(f"not a flowkit node: {node!r}")  # unreachable through the public API
+
+    def add_job(
+        self, job: Job, upstream: frozenset[str], guards: tuple[dict[str, Any], ...], phase: str
+    ) -> frozenset[str]:
+        if id(job) in self.seen:
+            self.problems.append(
+                f"job {job.name!r} is used twice in workflow {self.workflow.name!r}: "
+                f"use {job.name}.named('<another-name>') for the second use"
+            )
+            return frozenset({job.name})
+        self.seen[id(job)] = job
+        self.entries.append(_Entry(job, phase, set(upstream) | set(job.needs), guards))
+        return frozenset({job.name})
+
+    def add_when(
+        self, node: When, upstream: frozenset[str], guards: tuple[dict[str, Any], ...], phase: str
+    ) -> frozenset[str]:
+        cond = node.condition.ast
+        branch_id = f"when-{len(self.branches) + 1}"
+        index = len(self.branches)
+        self.branches.append(Branch(id=branch_id, condition=cond, then=[], otherwise=[]))
+        then_tails = self.visit(node.then, upstream, (*guards, cond), phase)
+        if node.otherwise is None:
+            otherwise_tails = upstream
+        else:
+            negated = {"op": "not", "args": [cond]}
+            otherwise_tails = self.visit(node.otherwise, upstream, (*guards, negated), phase)
+        self.branches[index] = Branch(
+            id=branch_id,
+            condition=cond,
+            then=[j.name for j in iter_jobs(node.then)],
+            otherwise=[] if node.otherwise is None else [j.name for j in iter_jobs(node.otherwise)],
+        )
+        return then_tails | otherwise_tails
+
+
+def _where(upstream: frozenset[str]) -> str:
+    if not upstream:
+        return "at the start"
+    return "after " + ", ".join(repr(n) for n in sorted(upstream))
+
+
+def _json(value: Any, *, what: str, problems: list[str]) -> Any:
+    try:
+        return json.loads(json.dumps(value, allow_nan=False, sort_keys=True))
+    except (TypeError, ValueError) as exc:
+        problems.append(f"{what} is not JSON: {exc}")
+        return None
+
+
+class _Specs:
+    """Turns builder entries into ``JobSpec``s, applying the workflow defaults."""
+
+    def __init__(self, workflow: Workflow, problems: list[str]) -> None:
+        self.workflow = workflow
+        self.defaults = workflow.defaults
+        self.problems = problems
+
+    def retry(self, job: Job) -> RetryPolicy:
+        retry: Retry | None = job.retry if job.retry is not None else self.defaults.retry
+        if retry is None:
+            return RetryPolicy()
+        jitter = retry.jitter
+        if jitter not in _JITTERS:
+            self.problems.append(
+                f"job {job.name!r} has Retry(jitter={jitter!r}): use one of {', '.join(map(repr, _JITTERS))}"
+            )
+            jitter = "none"
+        return RetryPolicy(
+            max_attempts=retry.attempts,
+            interval_seconds=seconds(retry.interval, what="interval") or 0.0,
+            backoff_rate=float(retry.backoff),
+            max_delay_seconds=seconds(retry.max_delay, what="max_delay"),
+            jitter="full" if jitter == "full" else "none",
+        )
+
+    def target(self, job: Job) -> Target:
+        function = job.target
+        if function is None:
+            if job.fn is None:
+                self.problems.append(
+                    f"job {job.name!r} has no body and no target: pass "
+                    f"job({job.name!r}, target='<function name or ARN>')"
+                )
+            function = self.defaults.function_prefix + job.name
+        qualifier = job.qualifier if job.qualifier is not None else self.defaults.qualifier
+        return Target(function=function, qualifier=qualifier)
+
+    def spec(self, entry: _Entry, condition: dict[str, Any] | None, handled: bool) -> JobSpec:
+        job = entry.job
+        job_input = _json(job.input, what=f"job {job.name!r}: input", problems=self.problems)
+        timeout = job.timeout if job.timeout is not None else seconds(self.defaults.timeout, what="timeout")
+        return JobSpec(
+            name=job.name,
+            description=job.description or "",
+            phase=entry.phase,
+            target=self.target(job),
+            handler=_handler(job),
+            needs=sorted(entry.needs),
+            condition=condition,
+            failure_handled=handled,
+            retry=self.retry(job),
+            timeout_seconds=timeout,
+            input=job_input or {},
+        )
+
+
+def _handler(job: Job) -> str | None:
+    if job.fn is None:
+        return None
+    module = getattr(job.fn, "__module__", None) or "?"
+    qualname = getattr(job.fn, "__qualname__", None) or getattr(job.fn, "__name__", "?")
+    return f"{module}:{qualname}"
+
+
+def _condition(guards: tuple[dict[str, Any], ...]) -> dict[str, Any] | None:
+    if not guards:
+        return None
+    if len(guards) == 1:
+        return guards[0]
+    return {"op": "and", "args": list(guards)}
+
+
+def _notifications(workflow: Workflow, problems: list[str]) -> Notifications:
+    notify = workflow.notify
+    if notify is None:
+        return Notifications()
+    events: list[Any] = []
+    for event in notify.on:
+        if event in _NOTIFY_KINDS:
+            events.append(event)
+        else:
+            problems.append(
+                f"workflow {workflow.name!r}: Notify(on=...) has unknown event {event!r} "
+                f"(use {', '.join(_NOTIFY_KINDS)})"
+            )
+    return Notifications(
+        slack_channel=notify.slack_channel, on=events, mention=notify.mention, webhook=bool(notify.webhook)
+    )
+
+
+def build_document(workflow: Workflow) -> tuple[WorkflowDocument, list[str]]:
+    """The document and the DSL-level problems (not yet the graph checks)."""
+    if not isinstance(workflow, Workflow):
+        raise TypeError(f"compile() expects a @workflow, got {workflow!r} ({type(workflow).__name__})")
+    builder = _Builder(workflow)
+    phases, entries = builder.build(workflow.build())
+    problems = builder.problems
+    conditions = [_condition(e.guards) for e in entries]
+    handled: set[str] = set()
+    for cond in conditions:
+        if cond is not None:
+            handled |= status_referenced_jobs(cond)
+    specs = _Specs(workflow, problems)
+    jobs = [specs.spec(e, c, e.job.name in handled) for e, c in zip(entries, conditions, strict=True)]
+    draft = WorkflowDocument(
+        name=workflow.name,
+        version="",
+        description=workflow.description,
+        phases=phases,
+        jobs=jobs,
+        branches=builder.branches,
+        notifications=_notifications(workflow, problems),
+    )
+    version = content_version(draft.model_dump(mode="json"))
+    return draft.model_copy(update={"version": version}), problems
+
+
+def compile_with_report(workflow: Workflow) -> tuple[WorkflowDocument, Any]:
+    """Compile without raising: the document and a ``flowkit.validate.Report`` with every problem."""
+    from flowkit.validate import Report, validate_document
+
+    doc, problems = build_document(workflow)
+    report = validate_document(doc)
+    return doc, Report(errors=sorted(set(problems) | set(report.errors)), warnings=report.warnings)
+
+
+def compile(workflow: Workflow) -> WorkflowDocument:  # the public verb
+    """Compile a workflow to its document; ``InvalidWorkflow`` lists every problem at once."""
+    doc, report = compile_with_report(workflow)
+    if report.errors:
+        count = len(report.errors)
+        raise InvalidWorkflow(
+            f"workflow {workflow.name!r} is invalid ({count} problem{'s' if count > 1 else ''}): "
+            + "; ".join(report.errors),
+            problems=report.errors,
+            workflow=workflow.name,
+        )
+    logger.debug("compiled workflow %s: %d jobs, version %s", doc.name, len(doc.jobs), doc.version)
+    return doc

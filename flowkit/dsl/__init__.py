@@ -1,0 +1,32 @@
+"""The authoring DSL: jobs, compositions, condition builders and workflows.
+
+Users import these from ``flowkit`` directly; this package is the implementation.
+"""
+
+from __future__ import annotations
+
+from flowkit.dsl.expressions import Cond, Ref, input
+from flowkit.dsl.job import Job, job
+from flowkit.dsl.nodes import Node, Parallel, Sequence, When, parallel, sequence, when
+from flowkit.dsl.options import Defaults, Notify, Retry
+from flowkit.dsl.workflow import Workflow, workflow
+
+__all__ = [
+    "Cond",
+    "Defaults",
+    "Job",
+    "Node",
+    "Notify",
+    "Parallel",
+    "Ref",
+    "Retry",
+    "Sequence",
+    "When",
+    "Workflow",
+    "input",
+    "job",
+    "parallel",
+    "sequence",
+    "when",
+    "workflow",
+]

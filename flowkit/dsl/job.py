@@ -1,0 +1,176 @@
+"""Jobs: ``@job`` on a Python body, or ``job("name", target=...)`` for a body-less Lambda.
+
+A job body is ``def body(event, context=None)``: ``event`` is the dispatch payload
+(``run_id, workflow, job, attempt, input, job_input, needs``) and the return value is the job's JSON
+output. Calling a ``Job`` calls its body directly, so bodies are unit-testable as plain functions.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, overload
+
+from flowkit.dsl.expressions import Cond, Ref
+from flowkit.dsl.nodes import Node
+from flowkit.dsl.options import Duration, Retry, seconds
+
+__all__ = ["Body", "Job", "job"]
+
+Body = Callable[..., Any]
+
+
+class Job(Node):
+    """One unit of work. Immutable: ``named()`` returns a renamed copy."""
+
+    __slots__ = ("description", "fn", "input", "name", "needs", "qualifier", "retry", "target", "timeout")
+
+    def __init__(
+        self,
+        name: str,
+        fn: Body | None,
+        *,
+        timeout: Duration | None = None,
+        retry: Retry | None = None,
+        input: Mapping[str, Any] | None = None,
+        description: str | None = None,
+        target: str | None = None,
+        qualifier: str | None = None,
+        needs: Sequence[str] = (),
+    ) -> None:
+        if not isinstance(name, str):
+            raise TypeError(f"a job name must be a str, got {name!r}")
+        where = f"job {name!r}"
+        if fn is not None:
+            _check_signature(fn, name)
+        if retry is not None and not isinstance(retry, Retry):
+            raise TypeError(f"{where}: retry= must be a flowkit.Retry, got {retry!r}")
+        if input is not None and not isinstance(input, Mapping):
+            raise TypeError(f"{where}: input= must be a dict, got {input!r}")
+        if isinstance(needs, str) or not all(isinstance(n, str) for n in needs):
+            raise TypeError(f"{where}: needs= must be a list of job names, got {needs!r}")
+        for attr, value in (("target", target), ("qualifier", qualifier), ("description", description)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{where}: {attr}= must be a str, got {value!r}")
+        if description is None:
+            doc = inspect.getdoc(fn) if fn is not None else None
+            description = doc.strip().splitlines()[0] if doc else ""
+        self.name = name
+        self.fn = fn
+        self.timeout = seconds(timeout, what=f"{where}: timeout=")
+        self.retry = retry
+        self.input: dict[str, Any] = dict(input or {})
+        self.description = description
+        self.target = target
+        self.qualifier = qualifier
+        self.needs: tuple[str, ...] = tuple(needs)
+
+    def named(self, name: str) -> Job:
+        """A copy of this job under another name (to use the same body twice in a workflow)."""
+        return self._replace(name=name)
+
+    def _replace(self, **changes: Any) -> Job:
+        values: dict[str, Any] = {
+            "name": self.name,
+            "fn": self.fn,
+            "timeout": self.timeout,
+            "retry": self.retry,
+            "input": self.input,
+            "description": self.description,
+            "target": self.target,
+            "qualifier": self.qualifier,
+            "needs": self.needs,
+        }
+        values.update(changes)
+        name, fn = values.pop("name"), values.pop("fn")
+        return Job(name, fn, **values)
+
+    def __call__(self, event: Any, context: Any = None) -> Any:
+        if self.fn is None:
+            raise TypeError(f"job {self.name!r} has no Python body (it runs as {self.target!r})")
+        return self.fn(event, context)
+
+    def __repr__(self) -> str:
+        return f"<Job {self.name}>"
+
+    # references for conditions ----------------------------------------------------------------
+    @property
+    def output(self) -> Ref:
+        """This job's output: ``extract.output["rows"] > 0``."""
+        return Ref({"ref": ["jobs", self.name, "output"]})
+
+    @property
+    def status(self) -> Ref:
+        """This job's state: ``"succeeded"``, ``"failed"``, ``"skipped"``, ..."""
+        return Ref({"ref": ["jobs", self.name, "status"]})
+
+    @property
+    def succeeded(self) -> Cond:
+        return self.status == "succeeded"
+
+    @property
+    def failed(self) -> Cond:
+        """True when this job failed; referencing it makes the failure an expected path."""
+        return self.status == "failed"
+
+    @property
+    def skipped(self) -> Cond:
+        return self.status == "skipped"
+
+
+def _check_signature(fn: Body, name: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"job {name!r}: the body must be a function, got {fn!r}")
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # builtins without a signature: trust them
+        return
+    try:
+        signature.bind(None, None)
+    except TypeError as exc:
+        raise TypeError(
+            f"job {name!r}: the body must accept (event, context=None), but {signature} does not: {exc}"
+        ) from None
+
+
+@overload
+def job(fn: Body, /) -> Job: ...
+@overload
+def job(name: str, /, **options: Any) -> Job: ...
+@overload
+def job(*, name: str | None = None, **options: Any) -> Callable[[Body], Job]: ...
+
+
+def job(fn_or_name: Body | str | None = None, /, *, name: str | None = None, **options: Any) -> Any:
+    """Declare a job.
+
+    - ``@job`` / ``@job(timeout=300, retry=Retry(...), input={...}, needs=[...])`` on a body
+      ``def extract(event, context=None)``; the job is named after the function (or ``name=``).
+    - ``job("charge-card", target="arn:aws:lambda:...:function:charge", qualifier="prod")``: a
+      body-less job that runs an existing Lambda function.
+
+    Options: ``timeout`` (seconds or timedelta), ``retry``, ``input`` (static JSON input),
+    ``description``, ``target`` (function name or ARN), ``qualifier`` (alias/version), ``needs``
+    (extra dependencies by job name).
+    """
+    if isinstance(fn_or_name, str):
+        if name is not None:
+            raise TypeError(f"job({fn_or_name!r}, name={name!r}): give the name once")
+        return Job(fn_or_name, None, **options)
+    if fn_or_name is not None:
+        if name is not None or options:
+            raise TypeError("use @job(...) with options, or bare @job")
+        return Job(_fn_name(fn_or_name), fn_or_name)
+
+    def decorate(fn: Body) -> Job:
+        return Job(name if name is not None else _fn_name(fn), fn, **options)
+
+    return decorate
+
+
+def _fn_name(fn: Body) -> str:
+    if isinstance(fn, Job):
+        raise TypeError(f"{fn!r} is already a job")
+    if not callable(fn):
+        raise TypeError(f"@job decorates a function, got {fn!r}")
+    return str(getattr(fn, "__name__", type(fn).__name__))

@@ -1,0 +1,108 @@
+"""Composition nodes: ``sequence``, ``parallel``, ``when`` and the ``>>`` operator.
+
+Nodes are immutable; every function and operator returns a new node. Jobs are nodes too (see
+``flowkit.dsl.job``). A Python list or tuple is never accepted in place of a node: it would hide
+whether the author meant "in order" or "at the same time".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowkit.dsl.expressions import Cond, Ref, as_condition
+
+__all__ = ["Node", "Parallel", "Sequence", "When", "parallel", "sequence", "when"]
+
+
+class Node:
+    """Something that can be composed: a job, a sequence, a parallel group or a ``when``."""
+
+    __slots__ = ()
+
+    def __rshift__(self, other: object) -> Sequence:
+        if not isinstance(other, Node):
+            return NotImplemented
+        return sequence(self, other)
+
+
+def _node(value: object, *, where: str) -> Node:
+    if isinstance(value, Node):
+        return value
+    if isinstance(value, list | tuple):
+        raise TypeError(
+            f"{where} got a {type(value).__name__} ({value!r}); pass jobs or compositions as separate "
+            f"arguments, wrapped in sequence(*items) (one after another) or parallel(*items) (at the same time)"
+        )
+    hint = " (decorate the function with @job)" if callable(value) else ""
+    raise TypeError(f"{where} expects jobs or compositions, got {value!r} ({type(value).__name__}){hint}")
+
+
+class Sequence(Node):
+    """Stages that run one after another."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[Node, ...]) -> None:
+        self.items = items
+
+    def __repr__(self) -> str:
+        return f"sequence({', '.join(map(repr, self.items))})"
+
+
+class Parallel(Node):
+    """Branches that start together; what follows waits for all of them."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: tuple[Node, ...]) -> None:
+        self.items = items
+
+    def __repr__(self) -> str:
+        return f"parallel({', '.join(map(repr, self.items))})"
+
+
+class When(Node):
+    """Exactly one arm runs, the other is skipped; what follows runs after whichever arm ran."""
+
+    __slots__ = ("condition", "otherwise", "then")
+
+    def __init__(self, condition: Cond, then: Node, otherwise: Node | None) -> None:
+        self.condition = condition
+        self.then = then
+        self.otherwise = otherwise
+
+    def __repr__(self) -> str:
+        return f"when({self.condition!r}, then={self.then!r}, otherwise={self.otherwise!r})"
+
+
+def sequence(*items: Node) -> Sequence:
+    """Run ``items`` one after another. Nested sequences are flattened: ``a >> b >> c`` is one sequence."""
+    flat: list[Node] = []
+    for i, item in enumerate(items):
+        node = _node(item, where=f"sequence() argument {i + 1}")
+        flat.extend(node.items if isinstance(node, Sequence) else (node,))
+    return Sequence(tuple(flat))
+
+
+def parallel(*items: Node) -> Parallel:
+    """Run ``items`` at the same time; the next stage waits for all of them."""
+    return Parallel(tuple(_node(item, where=f"parallel() argument {i + 1}") for i, item in enumerate(items)))
+
+
+def when(condition: Cond | Ref, *, then: Node, otherwise: Node | None = None) -> When:
+    """Run ``then`` if ``condition`` holds, else ``otherwise`` (if given); the other arm is skipped.
+
+    ``condition`` is built from references: ``input["mode"] == "full"``, ``extract.output["rows"] > 0``,
+    ``charge.failed``; a bare reference means "exists and is truthy".
+    """
+    cond: Any = condition
+    if isinstance(cond, bool):
+        raise TypeError(
+            f"when() got the Python bool {cond!r} as its condition: build it from references, e.g. "
+            "when(input['mode'] == 'full', then=...)"
+        )
+    return When(
+        as_condition(cond),
+        _node(then, where="when(then=...)"),
+        None if otherwise is None else _node(otherwise, where="when(otherwise=...)"),
+    )

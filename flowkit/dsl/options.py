@@ -1,0 +1,91 @@
+"""Options of jobs and workflows: ``Retry``, ``Notify``, ``Defaults``, and duration parsing.
+
+Types are checked when an option is created (a ``TypeError`` at the line that is wrong); value ranges
+(a negative timeout, ``attempts=0``, ...) are reported by the validator together with every other
+problem of the workflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+__all__ = ["Defaults", "Notify", "Retry", "seconds"]
+
+Duration = int | float | timedelta
+
+
+def seconds(value: object, *, what: str) -> float | None:
+    """Seconds of a duration given as a number of seconds or a ``timedelta``; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"{what} must be seconds (int or float) or a datetime.timedelta, got {value!r}")
+
+
+def _number(value: object, *, what: str) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"{what} must be a number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often and how fast a failed job is retried: ``Retry(attempts=3, interval=2, backoff=2.0)``.
+
+    ``attempts`` counts every try (1 = no retry); ``interval`` and ``max_delay`` are seconds or
+    ``timedelta``; ``jitter`` is ``"none"`` or ``"full"``.
+    """
+
+    attempts: int = 3
+    interval: Duration = 1.0
+    backoff: float = 2.0
+    max_delay: Duration | None = None
+    jitter: str = "none"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise TypeError(f"Retry(attempts=...) must be an int, got {self.attempts!r}")
+        seconds(self.interval, what="Retry(interval=...)")
+        seconds(self.max_delay, what="Retry(max_delay=...)")
+        _number(self.backoff, what="Retry(backoff=...)")
+        if not isinstance(self.jitter, str):
+            raise TypeError(f"Retry(jitter=...) must be 'none' or 'full', got {self.jitter!r}")
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Where run and job events are announced (Slack channel and/or the generic webhook)."""
+
+    slack_channel: str | None = None
+    on: Sequence[str] = ("run.failed", "job.failed")
+    mention: str | None = None
+    webhook: bool = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.on, str) or not all(isinstance(e, str) for e in self.on):
+            raise TypeError(f"Notify(on=...) must be a list of event names, got {self.on!r}")
+        object.__setattr__(self, "on", tuple(self.on))
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Workflow-wide defaults a job can override: target prefix, qualifier, timeout, retry."""
+
+    function_prefix: str = ""
+    qualifier: str | None = None
+    timeout: Duration | None = None
+    retry: Retry | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.function_prefix, str):
+            raise TypeError(f"Defaults(function_prefix=...) must be a str, got {self.function_prefix!r}")
+        if self.qualifier is not None and not isinstance(self.qualifier, str):
+            raise TypeError(f"Defaults(qualifier=...) must be a str, got {self.qualifier!r}")
+        seconds(self.timeout, what="Defaults(timeout=...)")
+        if self.retry is not None and not isinstance(self.retry, Retry):
+            raise TypeError(f"Defaults(retry=...) must be a flowkit.Retry, got {self.retry!r}")

@@ -1,0 +1,235 @@
+"""Checks on a compiled workflow's graph; every problem reported at once.
+
+``validate(doc_or_workflow) -> Report``. The checks read the ``WorkflowDocument`` (so a document loaded
+from JSON is checked the same way) through a networkx graph with an edge ``need -> job`` for every
+known need. Each check is a small ``_check_*`` function returning its messages; the report sorts them.
+Errors make ``compile`` fail; warnings (a job without timeout) do not.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import networkx as nx
+
+from flowkit.conditions import check, referenced_jobs, to_text
+from flowkit.document import WorkflowDocument
+from flowkit.errors import ConditionError
+
+if TYPE_CHECKING:
+    from flowkit.dsl.workflow import Workflow
+
+__all__ = ["NAME_PATTERN", "Report", "validate", "validate_document"]
+
+NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]+")
+"""Job and workflow names: they become MongoDB dotted paths (``jobs.<name>.state``)."""
+
+
+@dataclass(frozen=True)
+class Report:
+    """Sorted error and warning messages, one line each."""
+
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class _Doc:
+    """The document with its graph and indexes, built once for all checks."""
+
+    doc: WorkflowDocument
+    names: list[str]
+    known: set[str]
+    graph: Any  # nx.DiGraph (untyped)
+
+    @classmethod
+    def of(cls, doc: WorkflowDocument) -> _Doc:
+        names = [j.name for j in doc.jobs]
+        known = set(names)
+        graph = nx.DiGraph()
+        graph.add_nodes_from(names)
+        graph.add_edges_from((need, j.name) for j in doc.jobs for need in j.needs if need in known)
+        return cls(doc, names, known, graph)
+
+    @property
+    def where(self) -> str:
+        return f"workflow {self.doc.name!r}"
+
+    def suggest(self, name: str) -> str:
+        close = difflib.get_close_matches(name, sorted(self.known), n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check_names(d: _Doc) -> Iterator[str]:
+    if not NAME_PATTERN.fullmatch(d.doc.name):
+        yield f"workflow name {d.doc.name!r} is invalid: use only letters, digits, '_' and '-'"
+    for name in sorted(set(d.names)):
+        if not NAME_PATTERN.fullmatch(name):
+            yield f"job name {name!r} in {d.where} is invalid: use only letters, digits, '_' and '-'"
+
+
+def _check_not_empty(d: _Doc) -> Iterator[str]:
+    if not d.doc.jobs:
+        yield f"{d.where} has no jobs"
+
+
+def _check_duplicate_jobs(d: _Doc) -> Iterator[str]:
+    for name, count in sorted(Counter(d.names).items()):
+        if count > 1:
+            yield (
+                f"job name {name!r} is used by {count} different jobs in {d.where}: "
+                f"give each its own name (job.named('...'))"
+            )
+
+
+def _check_phases(d: _Doc) -> Iterator[str]:
+    counts = Counter(p.name for p in d.doc.phases)
+    phase_names = set(counts)
+    for name in sorted(n for n, count in counts.items() if count > 1):
+        yield f"phase name {name!r} is used twice in {d.where}: rename the job or stage that causes it"
+    listed = {job: p.name for p in d.doc.phases for job in p.jobs}
+    for job in d.doc.jobs:
+        if job.phase not in phase_names:
+            yield f"job {job.name!r} is in phase {job.phase!r}, which is not defined in {d.where}"
+        elif listed.get(job.name) != job.phase:
+            yield f"job {job.name!r} is not listed in its phase {job.phase!r} in {d.where}"
+    for phase in d.doc.phases:
+        for name in phase.jobs:
+            if name not in d.known:
+                yield f"phase {phase.name!r} lists job {name!r}, which is not defined in {d.where}"
+
+
+def _check_needs(d: _Doc) -> Iterator[str]:
+    for job in d.doc.jobs:
+        for need in job.needs:
+            if need not in d.known:
+                yield f"job {job.name!r} needs {need!r}, which is not defined in {d.where}{d.suggest(need)}"
+
+
+def _check_cycles(d: _Doc) -> Iterator[str]:
+    for component in nx.strongly_connected_components(d.graph):
+        start = min(component)
+        if len(component) == 1 and not d.graph.has_edge(start, start):
+            continue
+        edges = nx.find_cycle(d.graph.subgraph(component), source=start)
+        path = [u for u, _ in edges]
+        first = path.index(min(path))
+        path = path[first:] + path[:first]
+        yield f"cycle in {d.where}: {' -> '.join([*path, path[0]])} (each needs the one before it)"
+
+
+def _check_unreachable(d: _Doc) -> Iterator[str]:
+    roots = [n for n in d.names if d.graph.in_degree(n) == 0]
+    reached: set[str] = set(roots)
+    stack = list(roots)
+    while stack:
+        for child in d.graph.successors(stack.pop()):
+            if child not in reached:
+                reached.add(child)
+                stack.append(child)
+    for name in sorted(d.known - reached):
+        yield f"job {name!r} is unreachable in {d.where}: it only depends on a cycle, so it never starts"
+
+
+def _check_conditions(d: _Doc) -> Iterator[str]:
+    descendants: dict[str, set[str]] = {}
+    for job in d.doc.jobs:
+        if job.condition is None:
+            continue
+        try:
+            check(job.condition, where=f"condition of job {job.name!r}")
+        except ConditionError as exc:
+            yield str(exc)
+            continue
+        text = to_text(job.condition)
+        for ref in sorted(referenced_jobs(job.condition)):
+            if ref not in d.known:
+                yield (
+                    f"job {job.name!r} has condition `{text}`, which references job {ref!r}, "
+                    f"not defined in {d.where}{d.suggest(ref)}"
+                )
+                continue
+            if ref not in descendants:
+                descendants[ref] = nx.descendants(d.graph, ref)
+            if job.name not in descendants[ref]:
+                yield (
+                    f"job {job.name!r} has condition `{text}`, which references job {ref!r}, not guaranteed "
+                    f"to have finished before {job.name!r} (make {ref!r} run before it)"
+                )
+
+
+def _check_targets(d: _Doc) -> Iterator[str]:
+    for job in d.doc.jobs:
+        if not job.target.function.strip():
+            yield f"job {job.name!r} has an empty target function: give a Lambda function name or ARN"
+        if job.target.qualifier is not None and not job.target.qualifier.strip():
+            yield f"job {job.name!r} has an empty qualifier: give an alias or version, or none"
+
+
+def _check_timeouts(d: _Doc) -> Iterator[str]:
+    for job in d.doc.jobs:
+        if job.timeout_seconds is not None and not job.timeout_seconds > 0:
+            yield f"job {job.name!r} has timeout {job.timeout_seconds:g}s: a timeout must be positive"
+
+
+def _check_retries(d: _Doc) -> Iterator[str]:
+    for job in d.doc.jobs:
+        retry = job.retry
+        if retry.max_attempts < 1:
+            yield f"job {job.name!r} has Retry(attempts={retry.max_attempts}): attempts must be at least 1"
+        if not retry.interval_seconds >= 0:
+            yield f"job {job.name!r} has Retry(interval={retry.interval_seconds:g}): must not be negative"
+        if not retry.backoff_rate >= 1:
+            yield f"job {job.name!r} has Retry(backoff={retry.backoff_rate:g}): backoff must be at least 1"
+        if retry.max_delay_seconds is not None and not retry.max_delay_seconds >= 0:
+            yield f"job {job.name!r} has Retry(max_delay={retry.max_delay_seconds:g}): must not be negative"
+
+
+def _warn_missing_timeouts(d: _Doc) -> Iterator[str]:
+    for job in d.doc.jobs:
+        if job.timeout_seconds is None:
+            yield f"job {job.name!r} has no timeout: set @job(timeout=...) or Defaults(timeout=...)"
+
+
+_ERRORS: Final[tuple[Callable[[_Doc], Iterator[str]], ...]] = (
+    _check_names,
+    _check_not_empty,
+    _check_duplicate_jobs,
+    _check_phases,
+    _check_needs,
+    _check_cycles,
+    _check_unreachable,
+    _check_conditions,
+    _check_targets,
+    _check_timeouts,
+    _check_retries,
+)
+_WARNINGS: Final[tuple[Callable[[_Doc], Iterator[str]], ...]] = (_warn_missing_timeouts,)
+
+
+def validate_document(doc: WorkflowDocument) -> Report:
+    """Every graph-level problem of a compiled document."""
+    d = _Doc.of(doc)
+    errors = {message for check_ in _ERRORS for message in check_(d)}
+    warnings = {message for check_ in _WARNINGS for message in check_(d)}
+    return Report(errors=sorted(errors), warnings=sorted(warnings))
+
+
+def validate(target: WorkflowDocument | Workflow) -> Report:
+    """Validate a compiled document, or a workflow (DSL problems included); never raises for problems."""
+    if isinstance(target, WorkflowDocument):
+        return validate_document(target)
+    from flowkit.compiler import compile_with_report
+
+    _, report = compile_with_report(target)
+    result: Report = report
+    return result
