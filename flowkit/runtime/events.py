@@ -140,10 +140,20 @@ def _decode(document: Mapping[str, Any], where: str) -> dict[str, Any]:
     try:
         decoded = json_util.loads(json.dumps(document), json_options=_DECODE_OPTIONS)
     except Exception as exc:  # json_util raises ValueError, TypeError or bson.errors.* for bad wrappers
-        raise EventError(f"{where}: invalid Extended JSON: {exc}") from exc
-    if not isinstance(decoded, dict):  # pragma: no cover - a mapping always decodes to a dict
-        raise EventError(f"{where}: expected a JSON object")
+        raise EventError(f"{_bad_field(document, where)}: invalid Extended JSON: {exc}") from exc
+    if not isinstance(decoded, dict):
+        raise EventError(f"{where}: expected a JSON object, got {type(decoded).__name__}")
     return decoded
+
+
+def _bad_field(document: Mapping[str, Any], where: str) -> str:
+    """The path of the first top-level field that does not decode (for the error message)."""
+    for name, value in document.items():
+        try:
+            json_util.loads(json.dumps(value), json_options=_DECODE_OPTIONS)
+        except Exception:
+            return f"{where}.{name}"
+    return where
 
 
 def _status_event(document: dict[str, Any], where: str) -> StatusEvent:
