@@ -1,17 +1,149 @@
-"""`flowkit run` (placeholder: not implemented yet)."""
+"""`flowkit run TARGET`: run a workflow to completion on this machine.
+
+Exit codes: 0 the run succeeded, 1 it failed (or timed out / stalled), 2 bad usage or bad input
+(unparsable --input, unknown TARGET, a malformed or misplaced mock).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 from typing import Any
+
+from flowkit.errors import FlowkitError, InvalidMock, InvalidWorkflow, LoadError
+
+EXIT_SUCCEEDED = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class _BadInput(Exception):
+    pass
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("run", help="(not implemented yet)")
+    parser = subparsers.add_parser(
+        "run",
+        help="run a workflow locally, end to end, through the real runtime",
+        description=(
+            "Run a workflow to completion on this machine: an embedded store (or MongoDB with "
+            "--mongo-uri), an in-process event bus delivering EventBridge envelopes to the runtime "
+            "handlers, and job bodies in a thread pool. Exit 0 if the run succeeded, 1 if it failed, "
+            "2 for bad usage or input."
+        ),
+    )
+    parser.add_argument("target", metavar="TARGET", help="module:attr, file.py[:attr] or folder")
+    parser.add_argument(
+        "--input", metavar="JSON|@FILE", default=None, help="run input: a JSON object, or @file.json"
+    )
+    parser.add_argument(
+        "--mock",
+        metavar="JOB=@FILE|JOB=JSON",
+        action="append",
+        default=[],
+        help="mock a job's success with this output (repeatable)",
+    )
+    parser.add_argument(
+        "--mock-file",
+        metavar="FILE",
+        default=None,
+        help='per-job outcomes per attempt: {"jobs": {"JOB": [{"success": ...} | {"failure": {...}}]}}',
+    )
+    parser.add_argument(
+        "--chaos", metavar="SEED", type=int, default=None, help="duplicate, reorder and delay deliveries"
+    )
+    parser.add_argument(
+        "--mongo-uri", metavar="URI", default=None, help="use this MongoDB, not the embedded store"
+    )
+    parser.add_argument("--json", action="store_true", help="print the final run document as JSON")
+    parser.add_argument(
+        "--diagram", metavar="FILE", default=None, help="write the run's diagram (e.g. run.svg)"
+    )
+    parser.add_argument("--timeout", metavar="S", type=float, default=60.0, help="give up after S seconds")
+    parser.add_argument(
+        "--display",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="live progress table: auto = only when stdout is a terminal",
+    )
     parser.set_defaults(handler=run)
 
 
+def parse_input(value: str | None) -> dict[str, Any]:
+    """``--input``: inline JSON or ``@file.json``; must be a JSON object."""
+    if value is None:
+        return {}
+    where = "--input"
+    text = value
+    if value.startswith("@"):
+        path = value[1:]
+        where = f"--input @{path}"
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise _BadInput(f"{where}: cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _BadInput(
+            f"{where}: invalid JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
+        ) from exc
+    if not isinstance(data, dict):
+        raise _BadInput(f"{where}: the run input must be a JSON object, got {type(data).__name__}")
+    return data
+
+
 def run(args: argparse.Namespace) -> int:
-    print("flowkit run: not implemented yet", file=sys.stderr)
-    return 2
+    from flowkit.local.mocks import combine, load_mock_file, parse_mock_option
+    from flowkit.local.runner import check_runnable, resolve, run_workflow
+
+    try:
+        data = parse_input(args.input)
+        parts = [load_mock_file(args.mock_file)] if args.mock_file else []
+        parts += [parse_mock_option(option) for option in args.mock]
+        mocks = combine(parts)
+        runnable = resolve(args.target)
+        check_runnable(runnable.document, runnable.bodies, mocks)
+    except (_BadInput, LoadError, InvalidMock) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except InvalidWorkflow as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    live = sys.stdout.isatty() and not args.json if args.display == "auto" else args.display == "always"
+    try:
+        result = run_workflow(
+            runnable,
+            data,
+            mocks=mocks,
+            chaos=args.chaos,
+            mongo_uri=args.mongo_uri,
+            timeout=args.timeout,
+            display=live,
+        )
+    except FlowkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(result.to_json())
+    else:
+        from flowkit.local.display import render_summary
+
+        render_summary(result)
+    if args.diagram:
+        try:
+            from flowkit.diagram import render  # type: ignore[attr-defined]
+        except ImportError:
+            print("error: --diagram: the diagram renderer is not available", file=sys.stderr)
+            return EXIT_FAILED
+        try:
+            render(result.run.config, args.diagram, run=result.run)
+        except FlowkitError as exc:
+            print(f"error: --diagram {args.diagram}: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        if not args.json:
+            print(f"diagram: {args.diagram}")
+    return EXIT_SUCCEEDED if result.succeeded else EXIT_FAILED

@@ -1,0 +1,37 @@
+"""A stand-in for the AWS Lambda context object, handed to handlers and job bodies in local runs."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+__all__ = ["LambdaContext"]
+
+
+@dataclass(frozen=True)
+class LambdaContext:
+    """The attributes of ``awslambdaric``'s context that handlers and job bodies commonly read."""
+
+    function_name: str
+    timeout_seconds: float = 900.0
+    function_version: str = "$LATEST"
+    memory_limit_in_mb: int = 128
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:local:000000000000:function:{self.function_name}"
+
+    @property
+    def log_group_name(self) -> str:
+        return f"/aws/lambda/{self.function_name}"
+
+    @property
+    def log_stream_name(self) -> str:
+        return f"local/[{self.function_version}]{self.aws_request_id}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        remaining = self.timeout_seconds - (time.monotonic() - self.started)
+        return max(0, int(remaining * 1000))

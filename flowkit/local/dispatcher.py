@@ -1,0 +1,115 @@
+"""The local dispatcher: starts a job by running its Python body (or its mock) in a thread pool.
+
+It implements the runtime's ``Dispatcher`` protocol, so the orchestrator cannot tell it from the
+Lambda dispatcher. A job run does what a business Lambda does with the job-side client: report
+``started``, call the body with the dispatch payload as the event, then report ``success`` with the
+returned output or ``failed`` with the exception's class name and message. Parallel jobs run in
+parallel, one pool thread each.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flowkit.document import JobError
+from flowkit.errors import DispatchError, RejectedReport
+from flowkit.local._activity import Activity
+from flowkit.local._context import LambdaContext
+from flowkit.local.mocks import Mocks
+from flowkit.runtime.report import Reporter
+
+__all__ = ["Body", "LocalDispatcher"]
+
+logger = logging.getLogger(__name__)
+
+Body = Callable[[dict[str, Any], Any], Any]
+Spec = Mapping[str, Any]
+
+
+class LocalDispatcher:
+    """Runs jobs on this machine; ``dispatch`` returns at once, like an asynchronous Lambda invoke."""
+
+    def __init__(
+        self,
+        reporter: Reporter,
+        bodies: Mapping[str, Body],
+        mocks: Mocks | None = None,
+        *,
+        workers: int = 16,
+        activity: Activity | None = None,
+    ) -> None:
+        self._reporter = reporter
+        self._bodies = dict(bodies)
+        self._mocks = mocks or Mocks()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flowkit-job")
+        self.activity = activity or Activity()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.dispatched = 0
+
+    def dispatch(self, spec: Spec, payload: dict[str, Any]) -> None:
+        name = str(spec["name"])
+        with self._lock:
+            if self._closed:
+                raise DispatchError(f"job '{name}' cannot be started: the local run is over", job=name)
+            self.dispatched += 1
+        self.activity.add()
+        try:
+            self._pool.submit(self._run, name, spec, payload)
+        except RuntimeError as exc:  # the pool shut down between the check and the submit
+            self.activity.done()
+            raise DispatchError(f"job '{name}' cannot be started: {exc}", job=name) from exc
+
+    def close(self, *, wait: bool = True) -> None:
+        with self._lock:
+            self._closed = True
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+    # ------------------------------------------------------------------ one job run
+
+    def _run(self, name: str, spec: Spec, payload: dict[str, Any]) -> None:
+        try:
+            self._execute(name, spec, payload)
+        except Exception:
+            logger.exception("local job %s crashed outside its body", name)
+        finally:
+            self.activity.done()
+
+    def _execute(self, name: str, spec: Spec, payload: dict[str, Any]) -> None:
+        run_id = str(payload["run_id"])
+        attempt = int(payload["attempt"])
+        try:
+            self._reporter.started(run_id, name, attempt)
+        except RejectedReport as exc:
+            # A Lambda whose `started` report is rejected does not run its body either.
+            logger.warning("job %s attempt %d not run: %s", name, attempt, exc)
+            return
+        output: Any = None
+        error: JobError | None = None
+        if name in self._mocks.outcomes:
+            outcome = self._mocks.outcome(name, attempt)
+            if outcome.failure is not None:
+                error = outcome.failure.to_error()
+            else:
+                output = outcome.success
+        else:
+            body = self._mocks.bodies.get(name) or self._bodies.get(name)
+            if body is None:  # the runner checks this before starting; kept as a clear failure
+                error = JobError(type="NoLocalBody", message=f"job '{name}' has no Python body or mock")
+            else:
+                context = LambdaContext(function_name=(spec.get("target") or {}).get("function") or name)
+                try:
+                    output = body(payload, context)
+                    json.dumps(output, allow_nan=False)
+                except Exception as exc:
+                    error = JobError(type=type(exc).__name__, message=str(exc))
+                    logger.info("job %s attempt %d raised %s: %s", name, attempt, error.type, exc)
+        if error is None:
+            self._reporter.succeeded(run_id, name, attempt, output)
+        else:
+            self._reporter.failed(run_id, name, attempt, error)

@@ -1,0 +1,169 @@
+"""What a person sees while a local run goes: a live table of jobs, then a summary (rich).
+
+``LiveDisplay`` redraws a few times a second from the stored run document (the same document a
+production run has), showing every job's state, attempt and elapsed time. ``render_summary`` is the
+final table plus where the run document is stored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final
+
+from flowkit.errors import MissingDependency
+
+if TYPE_CHECKING:
+    from flowkit.local.runner import LocalRun
+
+__all__ = ["LiveDisplay", "render_summary"]
+
+STYLES: Final[Mapping[str, str]] = {
+    "pending": "dim",
+    "dispatched": "cyan",
+    "running": "bold cyan",
+    "succeeded": "green",
+    "failed": "bold red",
+    "skipped": "yellow",
+    "timed_out": "red",
+    "cancelled": "magenta",
+}
+_ACTIVE: Final = ("running", "dispatched", "failed", "pending")
+_MAX_LIVE_ROWS: Final = 30
+
+
+def _rich() -> Any:
+    try:
+        import rich.console
+        import rich.live
+        import rich.table
+    except ImportError as exc:  # pragma: no cover - rich is in the 'local' extra
+        raise MissingDependency(
+            "the local run display needs rich: python -m pip install 'flowkit[local]'"
+        ) from exc
+    return rich
+
+
+def _aware(moment: Any) -> datetime | None:
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    if not isinstance(moment, datetime):
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def job_elapsed(job: Mapping[str, Any], now: datetime | None = None) -> float | None:
+    """Seconds from dispatch (or start) to finish, or to ``now`` while the job is in flight."""
+    begin = _aware(job.get("dispatched_at")) or _aware(job.get("started_at"))
+    if begin is None:
+        return None
+    end = _aware(job.get("finished_at")) or now or datetime.now(UTC)
+    return max(0.0, (end - begin).total_seconds())
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}s"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _state(job: Mapping[str, Any]) -> str:
+    state = job.get("state", "pending")
+    return str(getattr(state, "value", state))
+
+
+def _table(jobs: Mapping[str, Mapping[str, Any]], *, title: str, live: bool) -> Any:
+    rich = _rich()
+    table = rich.table.Table(title=title, title_justify="left", expand=False)
+    table.add_column("job")
+    table.add_column("state")
+    table.add_column("attempt", justify="right")
+    table.add_column("elapsed", justify="right")
+    table.add_column("output / error", overflow="fold")
+    names = list(jobs)
+    if live and len(names) > _MAX_LIVE_ROWS:
+        # show what is moving first, then whatever fits
+        names.sort(key=lambda n: _ACTIVE.index(s) if (s := _state(jobs[n])) in _ACTIVE else len(_ACTIVE))
+    shown = names[:_MAX_LIVE_ROWS] if live else names
+    now = datetime.now(UTC)
+    for name in shown:
+        job = jobs[name]
+        state = _state(job)
+        error = job.get("error")
+        detail = f"{error.get('type')}: {error.get('message')}" if isinstance(error, Mapping) else ""
+        if not detail and job.get("output") is not None:
+            detail = _short(job.get("output"))
+        table.add_row(
+            name,
+            f"[{STYLES.get(state, '')}]{state}[/]",
+            str(job.get("attempt", 0)),
+            _seconds(job_elapsed(job, now)),
+            detail,
+        )
+    if len(shown) < len(names):
+        counts: dict[str, int] = {}
+        for name in names:
+            counts[_state(jobs[name])] = counts.get(_state(jobs[name]), 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+        table.caption = f"{len(names) - len(shown)} more jobs not shown ({summary})"
+    return table
+
+
+class LiveDisplay:
+    """A live table redrawn from ``fetch()`` (the current run document, or None before it exists)."""
+
+    def __init__(
+        self,
+        fetch: Callable[[], Mapping[str, Any] | None],
+        *,
+        console: Any = None,
+        refresh_per_second: float = 8,
+    ) -> None:
+        rich = _rich()
+        self._fetch = fetch
+        self.console = console or rich.console.Console()
+        self._live = rich.live.Live(
+            get_renderable=self._render,
+            console=self.console,
+            refresh_per_second=refresh_per_second,
+            transient=True,
+        )
+
+    def _render(self) -> Any:
+        run = self._fetch()
+        if run is None:
+            return "starting…"
+        title = f"{run.get('workflow', '')} {run.get('_id', '')} — {run.get('status', '')}"
+        return _table(run.get("jobs", {}), title=title, live=True)
+
+    def __enter__(self) -> LiveDisplay:
+        self._live.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._live.stop()
+
+
+def render_summary(run: LocalRun, console: Any = None) -> None:
+    """Print the final table of jobs, the run's outcome, and where the run document is."""
+    rich = _rich()
+    console = console or rich.console.Console()
+    document = run.document
+    status = str(document["status"])
+    title = f"{run.run.workflow} — run {status} in {run.elapsed:.2f}s"
+    console.print(_table(document["jobs"], title=title, live=False))
+    if run.dead_letters:
+        console.print(f"[bold red]{len(run.dead_letters)} dead-lettered deliveries:[/]")
+        for letter in run.dead_letters:
+            console.print(
+                f"  {letter.handler} on {letter.key} after {letter.attempts} attempts: {letter.error}"
+            )
+    style = "green" if status == "succeeded" else "bold red"
+    console.print(f"[{style}]run {status}[/] — run document: {run.location}", highlight=False)

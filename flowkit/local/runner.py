@@ -1,0 +1,354 @@
+"""Run a workflow to completion on this machine, through the real runtime.
+
+``run_workflow`` wires the production pieces together in one process: a store (embedded, or MongoDB
+with ``mongo_uri``) whose ``on_status`` hook feeds the in-process event bus (where the Atlas trigger
+would fire), the three runtime handlers behind the bus, and the local dispatcher that runs job bodies
+in a thread pool and reports through the job-side ``Reporter``. It starts the run with ``start_run``
+and waits until the run has ended and nothing is left in flight, then returns the finished run.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from flowkit.document import Run, StatusEvent, WorkflowDocument
+from flowkit.errors import InvalidMock, LoadError, RunError
+from flowkit.local._activity import Activity
+from flowkit.local.bus import DeadLetter, EventBus
+from flowkit.local.dispatcher import Body, LocalDispatcher
+from flowkit.local.mocks import Mocks, mocks_from
+from flowkit.runtime.config import Settings
+
+__all__ = ["LocalRun", "RunLocation", "Runnable", "check_runnable", "resolve", "run_workflow"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunLocation:
+    """Where the run document is stored."""
+
+    database: str
+    collection: str
+    run_id: str
+    uri: str | None = None
+
+    def __str__(self) -> str:
+        where = f"MongoDB {self.uri}" if self.uri else "embedded in-process store"
+        return f"{where}, database '{self.database}', collection '{self.collection}', _id '{self.run_id}'"
+
+
+@dataclass(frozen=True)
+class LocalRun:
+    """A finished local run: the stored run, every status event, dead letters, wall time."""
+
+    run: Run
+    document: dict[str, Any]
+    events: tuple[StatusEvent, ...]
+    dead_letters: tuple[DeadLetter, ...]
+    elapsed: float
+    location: RunLocation
+
+    @property
+    def id(self) -> str:
+        return self.run.id
+
+    @property
+    def status(self) -> str:
+        return self.run.status.value
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "succeeded"
+
+    @property
+    def jobs(self) -> Mapping[str, Any]:
+        """Job name -> ``JobRun`` (``state``, ``attempt``, ``output``, ``error``, timestamps)."""
+        return self.run.jobs
+
+    def to_json(self) -> str:
+        """The final run document as JSON (dates as ISO-8601 strings)."""
+        return json.dumps(self.run.model_dump(mode="json", by_alias=True), indent=2, sort_keys=True)
+
+
+# --------------------------------------------------------------------------- resolving the workflow
+
+
+def _import_handler(job: str, handler: str) -> Body:
+    module_name, _, qualname = handler.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise LoadError(f"job '{job}': cannot import its body {handler!r}: {exc}", job=job) from exc
+    # a decorated job may wrap its function; the compiled handler names the job object
+    body = getattr(target, "body", None) or getattr(target, "fn", None) or target
+    if not callable(body):
+        raise LoadError(f"job '{job}': {handler!r} is not callable", job=job)
+    return body  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class Runnable:
+    """A compiled workflow with the Python bodies of its jobs (job name -> body)."""
+
+    document: WorkflowDocument
+    bodies: Mapping[str, Body]
+
+
+def resolve(workflow: Any) -> Runnable:
+    """The compiled document and the Python bodies of ``workflow``.
+
+    ``workflow`` is a DSL workflow, a ``WorkflowDocument`` (bodies imported from each job's
+    ``handler``), a ``Runnable``, or a CLI target string naming exactly one workflow.
+    """
+    if isinstance(workflow, Runnable):
+        return workflow
+    if isinstance(workflow, str):
+        from flowkit.loader import load_workflows
+
+        found = load_workflows(workflow)
+        if len(found) != 1:
+            names = ", ".join(sorted(str(getattr(w, "name", w)) for w in found))
+            raise LoadError(
+                f"{workflow}: expected one workflow, found {len(found)} ({names}); use file.py:attr"
+            )
+        workflow = found[0]
+    if isinstance(workflow, WorkflowDocument):
+        bodies = {
+            spec.name: _import_handler(spec.name, spec.handler) for spec in workflow.jobs if spec.handler
+        }
+        return Runnable(workflow, bodies)
+    if callable(getattr(workflow, "bodies", None)):
+        from flowkit import compile as compile_workflow  # type: ignore[attr-defined]
+
+        document: WorkflowDocument = compile_workflow(workflow)
+        return Runnable(document, dict(workflow.bodies()))
+    raise LoadError(
+        f"cannot run {type(workflow).__name__!s} {workflow!r}: expected a workflow, a WorkflowDocument "
+        "or a target such as workflows/nightly_etl.py"
+    )
+
+
+def check_runnable(document: WorkflowDocument, bodies: Mapping[str, Body], mocks: Mocks) -> None:
+    """Every mock names a job, and every job has a body or a mock; else ``InvalidMock``."""
+    mocks.check_jobs(document)
+    missing = [spec for spec in document.jobs if spec.name not in bodies and spec.name not in mocks]
+    if not missing:
+        return
+    lines = []
+    for spec in missing:
+        target = f" (it runs Lambda '{spec.target.function}')" if spec.target.function else ""
+        lines.append(
+            f"job '{spec.name}' has no Python body{target}, so a local run needs its outcome mocked: "
+            f"--mock {spec.name}=@output.json, a mock file entry "
+            f'{{"jobs": {{"{spec.name}": [{{"success": {{...}}}}]}}}}, '
+            f"or run_workflow(..., mocks={{'{spec.name}': {{...}}}})"
+        )
+    raise InvalidMock("; ".join(lines), workflow=document.name, job=missing[0].name)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _redact(uri: str) -> str:
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _new_run_id(workflow: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    return f"{workflow}-{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def _unfinished(document: Mapping[str, Any] | None) -> str:
+    if document is None:
+        return "the run document was never written"
+    jobs = document.get("jobs", {})
+    open_jobs = [
+        f"{name} ({job.get('state')})"
+        for name, job in jobs.items()
+        if job.get("state") not in ("succeeded", "failed", "skipped", "timed_out", "cancelled")
+    ]
+    return "jobs not finished: " + (", ".join(open_jobs) if open_jobs else "none")
+
+
+def run_workflow(
+    workflow_or_document: Any,
+    input: Mapping[str, Any] | None = None,
+    *,
+    mocks: Mocks | Mapping[str, Any] | None = None,
+    chaos: int | None = None,
+    database: Any = None,
+    mongo_uri: str | None = None,
+    timeout: float = 60,
+    display: bool | None = None,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+    workers: int = 16,
+) -> LocalRun:
+    """Run a workflow locally to completion and return the finished run.
+
+    ``mocks`` replaces job outcomes (see ``flowkit.local.mocks``); ``chaos=SEED`` makes the bus
+    duplicate, reorder and delay deliveries. The store is ``database`` (a pymongo ``Database``) if
+    given, else MongoDB at ``mongo_uri``, else a fresh embedded store. Collection names come from
+    ``settings`` (default: the environment). ``display=True`` shows the live table on stdout.
+
+    Raises ``InvalidMock`` before starting if a job has neither a body nor a mock, ``RunError`` if
+    the run has not ended after ``timeout`` seconds or stalls (naming the unfinished jobs).
+    """
+    from flowkit.runtime.handlers import Runtime
+    from flowkit.runtime.report import Reporter
+    from flowkit.runtime.start import start_run
+    from flowkit.runtime.store import Store
+
+    runnable = resolve(workflow_or_document)
+    document, bodies = runnable.document, runnable.bodies
+    mocks = mocks_from(mocks)
+    check_runnable(document, bodies, mocks)
+    if input is not None and not isinstance(input, Mapping):
+        raise RunError(f"the run input must be a JSON object, got {type(input).__name__}")
+    settings = settings or Settings.from_env()
+    run_id = run_id or _new_run_id(document.name)
+
+    client = None
+    if database is None and mongo_uri:
+        import pymongo
+
+        client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+        database = client[settings.database]
+    elif database is None:
+        from flowkit.local.embedded import embedded_database
+
+        database = embedded_database()
+    location = RunLocation(
+        database=str(getattr(database, "name", settings.database)),
+        collection=settings.runs_collection,
+        run_id=run_id,
+        uri=_redact(mongo_uri) if mongo_uri and client is not None else None,
+    )
+
+    activity = Activity()
+    ended = threading.Event()
+
+    def on_event(doc: dict[str, Any]) -> None:
+        if doc.get("job") is None and doc.get("run_id") == run_id and doc.get("status") != "started":
+            ended.set()
+
+    bus: EventBus | None = None
+
+    def on_status(doc: dict[str, Any]) -> None:
+        if bus is not None:
+            bus.publish(doc)
+
+    store = Store(
+        database, runs=settings.runs_collection, statuses=settings.statuses_collection, on_status=on_status
+    )
+    dispatcher = LocalDispatcher(Reporter(store), bodies, mocks, workers=workers, activity=activity)
+    runtime = Runtime(store, dispatcher)
+    envelope = functools.partial(
+        _envelope, database=location.database, collection=settings.statuses_collection
+    )
+    bus = EventBus(
+        {
+            "statemachine_job": runtime.statemachine_job,
+            "orchestrator_job": runtime.orchestrator_job,
+            "notifications_job": runtime.notifications_job,
+        },
+        envelope,
+        chaos=chaos,
+        on_event=on_event,
+        activity=activity,
+    )
+    runs = database[settings.runs_collection]
+
+    def fetch() -> dict[str, Any] | None:
+        found: dict[str, Any] | None = runs.find_one({"_id": run_id})
+        return found
+
+    live = None
+    if display:
+        from flowkit.local.display import LiveDisplay
+
+        live = LiveDisplay(fetch)
+    began = time.monotonic()
+    try:
+        if live is not None:
+            live.__enter__()
+        try:
+            start_run(store, document, dict(input or {}), run_id=run_id)
+            _wait(ended, activity, run_id, timeout, began, fetch)
+        finally:
+            if live is not None:
+                live.__exit__(None, None, None)
+        elapsed = time.monotonic() - began
+        final = fetch()
+        if final is None:  # pragma: no cover - start_run wrote it
+            raise RunError(f"run '{run_id}' disappeared from the store", run_id=run_id)
+        events = tuple(StatusEvent.model_validate(doc) for doc in bus.events if doc.get("run_id") == run_id)
+        return LocalRun(
+            run=Run.model_validate(final),
+            document=final,
+            events=events,
+            dead_letters=tuple(bus.dead_letters),
+            elapsed=elapsed,
+            location=location,
+        )
+    finally:
+        bus.close()
+        dispatcher.close(wait=activity.idle)
+        if client is not None:
+            client.close()
+
+
+def _envelope(doc: dict[str, Any], *, database: str, collection: str) -> dict[str, Any]:
+    from flowkit.runtime.events import to_envelope
+
+    return to_envelope(doc, database=database, collection=collection)
+
+
+def _wait(
+    ended: threading.Event,
+    activity: Activity,
+    run_id: str,
+    timeout: float,
+    began: float,
+    fetch: Any,
+) -> None:
+    """Until the run ended and nothing is in flight; ``RunError`` on timeout or stall."""
+    deadline = began + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RunError(
+                f"run '{run_id}' did not finish within {timeout:g}s; {_unfinished(fetch())}", run_id=run_id
+            )
+        if activity.wait_idle(min(remaining, 0.5)):
+            if ended.is_set():
+                return
+            # quiescent but not ended: recheck once, the end event may be in flight on another thread
+            time.sleep(0.01)
+            if activity.idle and not ended.is_set():
+                document = fetch()
+                if document is not None and document.get("status") != "running":
+                    return
+                raise RunError(
+                    f"run '{run_id}' stalled: nothing is running or queued but the run has not ended; "
+                    f"{_unfinished(document)}",
+                    run_id=run_id,
+                )
