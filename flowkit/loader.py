@@ -25,7 +25,7 @@ from types import ModuleType
 from flowkit.dsl.workflow import Workflow
 from flowkit.errors import LoadError
 
-__all__ = ["load_workflows"]
+__all__ = ["describe_user_error", "load_workflows"]
 
 _FLOWKIT_DIR = str(Path(__file__).resolve().parent)
 
@@ -182,6 +182,11 @@ def _shown(path: Path) -> str:
 
 def _import_error(shown: str, exc: BaseException) -> LoadError:
     """``cannot import 'x.py': ModuleNotFoundError: ...`` followed by the user's own traceback lines."""
+    return LoadError(describe_user_error(f"cannot import {shown!r}", exc))
+
+
+def describe_user_error(what: str, exc: BaseException) -> str:
+    """``<what>: <Type>: <message>`` and the traceback lines of the user's code (not flowkit's)."""
     frames = [
         frame
         for frame in traceback.extract_tb(exc.__traceback__)
@@ -190,8 +195,8 @@ def _import_error(shown: str, exc: BaseException) -> LoadError:
         and "importlib" not in frame.filename
     ]
     summary = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    lines = [f"cannot import {shown!r}: {summary}"]
+    lines = [f"{what}: {summary}"]
     if frames:
         lines.append("Traceback (most recent call last, your code only):")
         lines.extend(line.rstrip("\n") for line in traceback.format_list(frames))
-    return LoadError("\n".join(lines))
+    return "\n".join(lines)

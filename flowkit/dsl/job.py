@@ -18,6 +18,7 @@ from flowkit.dsl.options import Duration, Retry, seconds
 __all__ = ["Body", "Job", "job"]
 
 Body = Callable[..., Any]
+_OPTIONS = frozenset({"timeout", "retry", "input", "description", "target", "qualifier", "needs"})
 
 
 class Job(Node):
@@ -65,9 +66,16 @@ class Job(Node):
         self.qualifier = qualifier
         self.needs: tuple[str, ...] = tuple(needs)
 
-    def named(self, name: str) -> Job:
-        """A copy of this job under another name (to use the same body twice in a workflow)."""
-        return self._replace(name=name)
+    def named(self, name: str, **options: Any) -> Job:
+        """A copy of this job under another name (to use the same body twice in a workflow).
+
+        ``options`` (the same as ``@job``'s: ``input``, ``timeout``, ``target``, ...) replace the
+        original's in the copy: ``shard.named("shard-07", input={"shard": 7})``.
+        """
+        unknown = set(options) - _OPTIONS
+        if unknown:
+            raise TypeError(f"job {self.name!r}: named() got unknown options {sorted(unknown)}")
+        return self._replace(name=name, **options)
 
     def _replace(self, **changes: Any) -> Job:
         values: dict[str, Any] = {
