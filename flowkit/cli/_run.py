@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flowkit.errors import FlowkitError, InvalidMock, InvalidWorkflow, LoadError
+from flowkit.errors import FlowkitError, InvalidMock, InvalidWorkflow, LoadError, RenderError
 
 EXIT_SUCCEEDED = 0
 EXIT_FAILED = 1
@@ -95,6 +95,16 @@ def parse_input(value: str | None) -> dict[str, Any]:
     return data
 
 
+def _check_diagram_path(path: str) -> None:
+    """Fail before the run, not after it, on a diagram path whose format is unknown."""
+    from flowkit.diagram import format_for_path
+
+    try:
+        format_for_path(path)
+    except RenderError as exc:
+        raise _BadInput(f"--diagram {path}: {exc}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     from flowkit.local.mocks import combine, load_mock_file, parse_mock_option
     from flowkit.local.runner import check_runnable, resolve, run_workflow
@@ -106,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         mocks = combine(parts)
         runnable = resolve(args.target)
         check_runnable(runnable.document, runnable.bodies, mocks)
+        if args.diagram:
+            _check_diagram_path(args.diagram)
     except (_BadInput, LoadError, InvalidMock) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -134,11 +146,8 @@ def run(args: argparse.Namespace) -> int:
 
         render_summary(result)
     if args.diagram:
-        try:
-            from flowkit.diagram import render  # type: ignore[attr-defined]
-        except ImportError:
-            print("error: --diagram: the diagram renderer is not available", file=sys.stderr)
-            return EXIT_FAILED
+        from flowkit.diagram import render
+
         try:
             render(result.run.config, args.diagram, run=result.run)
         except FlowkitError as exc:

@@ -105,11 +105,15 @@ class LocalDispatcher:
                 context = LambdaContext(function_name=(spec.get("target") or {}).get("function") or name)
                 try:
                     output = body(payload, context)
-                    json.dumps(output, allow_nan=False)
                 except Exception as exc:
                     error = JobError(type=type(exc).__name__, message=str(exc))
                     logger.info("job %s attempt %d raised %s: %s", name, attempt, error.type, exc)
+                else:
+                    try:
+                        json.dumps(output, allow_nan=False)
+                    except (TypeError, ValueError) as exc:
+                        error = JobError(type=type(exc).__name__, message=f"the output is not JSON: {exc}")
         if error is None:
             self._reporter.succeeded(run_id, name, attempt, output)
         else:
-            self._reporter.failed(run_id, name, attempt, error)
+            self._reporter.failed(run_id, name, attempt, error.type, error.message)

@@ -132,9 +132,9 @@ def resolve(workflow: Any) -> Runnable:
         }
         return Runnable(workflow, bodies)
     if callable(getattr(workflow, "bodies", None)):
-        from flowkit import compile as compile_workflow  # type: ignore[attr-defined]
+        from flowkit.compiler import compile as compile_workflow
 
-        document: WorkflowDocument = compile_workflow(workflow)
+        document = compile_workflow(workflow)
         return Runnable(document, dict(workflow.bodies()))
     raise LoadError(
         f"cannot run {type(workflow).__name__!s} {workflow!r}: expected a workflow, a WorkflowDocument "
@@ -226,7 +226,7 @@ def run_workflow(
     settings = settings or Settings.from_env()
     run_id = run_id or _new_run_id(document.name)
 
-    client = None
+    client: Any = None
     if database is None and mongo_uri:
         import pymongo
 
@@ -259,6 +259,7 @@ def run_workflow(
     store = Store(
         database, runs=settings.runs_collection, statuses=settings.statuses_collection, on_status=on_status
     )
+    store.ensure_indexes()
     dispatcher = LocalDispatcher(Reporter(store), bodies, mocks, workers=workers, activity=activity)
     runtime = Runtime(store, dispatcher)
     envelope = functools.partial(

@@ -98,7 +98,7 @@ def test_an_outcome_with_both_or_neither_key_is_rejected(tmp_path: Path) -> None
 def test_malformed_mock_files_are_rejected(tmp_path: Path, content: str, expected: str) -> None:
     path = _write(tmp_path, content)
 
-    with pytest.raises(InvalidMock, match="mock file .*mocks.json") as caught:
+    with pytest.raises(InvalidMock, match=r"mock file .*mocks\.json") as caught:
         load_mock_file(path)
 
     assert expected in str(caught.value)
