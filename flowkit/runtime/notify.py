@@ -124,14 +124,13 @@ def build_message(status: StatusEvent, config: Notifications) -> Message:
 
 def _fallback_text(status: StatusEvent, mention: str | None) -> str:
     verb = _VERB[status.status]
+    workflow, run_id = _esc(status.workflow), _esc(status.run_id)
     if status.job is None:
-        text = f"[{status.workflow}] run {status.run_id} {verb}"
+        text = f"[{workflow}] run {run_id} {verb}"
     else:
-        text = (
-            f"[{status.workflow}] job {status.job} {verb} (attempt {status.attempt}) in run {status.run_id}"
-        )
+        text = f"[{workflow}] job {_esc(status.job)} {verb} (attempt {status.attempt}) in run {run_id}"
     if status.error is not None:
-        text += f": {status.error.type}: {_truncate(status.error.message, 300)}"
+        text += f": {_esc(status.error.type)}: {_esc(_truncate(status.error.message, 300))}"
     return f"{mention} {text}" if mention else text
 
 
