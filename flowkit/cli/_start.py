@@ -1,17 +1,78 @@
-"""`flowkit start` (placeholder: not implemented yet)."""
+"""`flowkit start TARGET --input JSON [--run-id ID] [--mongo-uri URI] [--database DB]`.
+
+Compiles and validates the workflow, then inserts the run and its ``started`` event into MongoDB (the
+Atlas trigger takes it from there). Prints the run id. Starting the same ``--run-id`` again is
+harmless: the existing run's id is printed and nothing is inserted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
+from flowkit.errors import FlowkitError, LoadError, RunError
+
+TARGET_HELP = "module:attr, path/to/file.py[:attr], or a folder holding exactly one workflow"
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("start", help="(not implemented yet)")
+    parser = subparsers.add_parser(
+        "start",
+        help="start a run in MongoDB (prints the run id)",
+        description="Compile TARGET and start a run of it in MongoDB: insert the run and its 'started' "
+        "status event. Idempotent on --run-id. The connection comes from --mongo-uri or FLOWKIT_MONGO_URI.",
+    )
+    parser.add_argument("target", metavar="TARGET", help=TARGET_HELP)
+    parser.add_argument(
+        "--input", default="{}", metavar="JSON", help="the run input, a JSON object (default {})"
+    )
+    parser.add_argument("--run-id", metavar="ID", help="choose the run id (default: <workflow>-<random>)")
+    parser.add_argument("--workflow", metavar="NAME", help="which workflow, when TARGET holds several")
+    parser.add_argument("--mongo-uri", metavar="URI", help="MongoDB connection string (FLOWKIT_MONGO_URI)")
+    parser.add_argument("--database", metavar="DB", help="database name (FLOWKIT_DATABASE, default flowkit)")
     parser.set_defaults(handler=run)
 
 
+def _parse_input(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunError(
+            f"--input is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from exc
+    if not isinstance(value, dict):
+        raise RunError(f"--input must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
-    print("flowkit start: not implemented yet", file=sys.stderr)
-    return 2
+    from flowkit.cli._compile import compile_documents
+    from flowkit.runtime.config import Settings
+    from flowkit.runtime.start import start_run
+    from flowkit.runtime.store import Store
+
+    input_value = _parse_input(args.input)
+    settings = Settings.from_env(mongo_uri=args.mongo_uri, database=args.database)
+    if not settings.mongo_uri:
+        raise FlowkitError("no MongoDB to start the run in: pass --mongo-uri URI or set FLOWKIT_MONGO_URI")
+    documents = compile_documents(args.target)
+    if args.workflow:
+        documents = [doc for doc in documents if doc.name == args.workflow]
+        if not documents:
+            raise LoadError(f"{args.target} has no workflow named {args.workflow!r}")
+    if len(documents) != 1:
+        names = ", ".join(doc.name for doc in documents)
+        raise LoadError(
+            f"{args.target} holds {len(documents)} workflows ({names}): pick one with --workflow NAME"
+        )
+    store = Store.from_settings(settings)
+    try:
+        store.ensure_indexes()
+        started = start_run(store, documents[0], input_value, run_id=args.run_id)
+    finally:
+        store.database.client.close()
+    print(started.id)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,322 @@
+"""The three Lambda handlers: ``statemachine_job``, ``orchestrator_job``, ``notifications_job``.
+
+Each takes the EventBridge envelope of one inserted status document (Atlas trigger -> EventBridge)
+and is idempotent: EventBridge may deliver an event twice, late, to the three handlers in any order,
+and concurrently with other jobs' events. How that stays exactly-once is written down, rule by rule,
+in ``docs/architecture.md``; the rule numbers in the comments below refer to it.
+
+``Runtime`` holds the collaborators (store, dispatcher, notifier) and is what tests and the local
+runner use. The module-level functions are the Lambda entry points
+(``flowkit.runtime.handlers.orchestrator_job``): they share one ``Runtime`` per container, built on
+first use from ``Settings.from_env()``.
+
+Cold start: this module imports pymongo and the small pure modules only. The event parser and the
+notifier are imported on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from flowkit.errors import DispatchError, UnknownRun
+from flowkit.runtime import engine
+from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload
+from flowkit.runtime.store import Store, make_status
+
+if TYPE_CHECKING:
+    from flowkit.runtime.notify import Notifier
+
+__all__ = ["Runtime", "default_runtime", "notifications_job", "orchestrator_job", "statemachine_job"]
+
+logger = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+_OUTCOMES = {"success": "succeeded", "failed": "failed"}
+
+
+def status_from_event(event: Mapping[str, Any]) -> Doc:
+    """The status document carried by an EventBridge envelope, as a plain dict (``EventError`` if bad)."""
+    from flowkit.runtime.events import parse_event
+
+    status = parse_event(dict(event))
+    error = getattr(status, "error", None)
+    return {
+        "key": status.key,
+        "run_id": status.run_id,
+        "workflow": status.workflow,
+        "job": status.job,
+        "attempt": status.attempt,
+        "status": str(status.status),
+        "output": status.output,
+        "error": None if error is None else {"type": error.type, "message": error.message},
+        "time": status.time,
+    }
+
+
+class Runtime:
+    """The handlers' logic with explicit collaborators.
+
+    ``notifier`` (or ``notifier_factory``, called once on the first notification) sends messages;
+    without either, ``notifications_job`` logs and does nothing. ``payload_limit`` defaults to the
+    dispatcher's ``payload_limit`` attribute, else 1 MiB. ``rejections`` counts refused outcomes by
+    reason (logged as warnings too).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        dispatcher: Dispatcher,
+        notifier: Notifier | None = None,
+        *,
+        notifier_factory: Callable[[], Notifier | None] | None = None,
+        payload_limit: int | None = None,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self._notifier = notifier
+        self._notifier_factory = notifier_factory
+        self.payload_limit: int = payload_limit or int(
+            getattr(dispatcher, "payload_limit", DEFAULT_PAYLOAD_LIMIT)
+        )
+        self.rejections: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ entry points
+
+    def statemachine_job(self, event: Mapping[str, Any], context: Any = None) -> Doc:
+        """Record a job's ``success``/``failed`` outcome, advance the phase, end the run if it is over."""
+        status = status_from_event(event)
+        if status["job"] is None or status["status"] not in _OUTCOMES:
+            return self._ignored(status, "statemachine_job handles job-level success/failed only")
+        run = self._record(status)
+        if run is None:
+            return {"run_id": status["run_id"], "action": "rejected"}
+        ended = self._settle(run)
+        return {"run_id": status["run_id"], "action": "recorded", "ended": ended}
+
+    def orchestrator_job(self, event: Mapping[str, Any], context: Any = None) -> Doc:
+        """On the run's ``started`` event and on job outcomes: skip and dispatch every ready job."""
+        status = status_from_event(event)
+        if status["job"] is None:
+            if status["status"] != "started":
+                return self._ignored(status, "workflow-level end events need no orchestration")
+            run = self.store.get_run(status["run_id"])
+            if run is None:
+                raise UnknownRun(f"run {status['run_id']!r} does not exist", run_id=status["run_id"])
+        elif status["status"] in _OUTCOMES:
+            # Rule 2: record the outcome first, so the decision below sees it (and every earlier one).
+            run = self._record(status)
+            if run is None:
+                return {"run_id": status["run_id"], "action": "rejected"}
+        else:
+            return self._ignored(status, "a job's started event needs no orchestration")
+        run, claimed, skipped = self._schedule(run)
+        ended = self._settle(run)
+        return {
+            "run_id": status["run_id"],
+            "action": "scheduled",
+            "dispatched": claimed,
+            "skipped": skipped,
+            "ended": ended,
+        }
+
+    def notifications_job(self, event: Mapping[str, Any], context: Any = None) -> Doc:
+        """Send the event to the configured channel if the run's notification settings ask for it."""
+        from flowkit.runtime.events import parse_event
+
+        status = parse_event(dict(event))
+        notifier = self._get_notifier()
+        if notifier is None:
+            logger.info("no notifier configured; %s not sent", status.key)
+            return {"run_id": status.run_id, "action": "ignored", "sent": False}
+        config = self.store.read_notifications(status.run_id)
+        if config is None:
+            raise UnknownRun(f"run {status.run_id!r} does not exist", run_id=status.run_id)
+        from flowkit.document import Notifications
+        from flowkit.runtime.notify import notify_event
+
+        sent = notify_event(status, Notifications.model_validate(config), notifier)
+        return {"run_id": status.run_id, "action": "notified", "sent": sent}
+
+    # ------------------------------------------------------------------ steps
+
+    def _ignored(self, status: Mapping[str, Any], why: str) -> Doc:
+        logger.debug("ignoring %s: %s", status["key"], why)
+        return {"run_id": status["run_id"], "action": "ignored"}
+
+    def _reject(self, status: Mapping[str, Any], reason: str, detail: str) -> None:
+        with self._lock:
+            self.rejections[reason] += 1
+        logger.warning("rejected %s: %s", status["key"], detail)
+
+    def _record(self, status: Mapping[str, Any]) -> Doc | None:
+        """Rule 1: record the outcome (or find it already recorded); None when it is rejected."""
+        run_id, job, attempt = status["run_id"], status["job"], status["attempt"]
+        state = _OUTCOMES[status["status"]]
+        run = self.store.record_outcome(
+            run_id,
+            job,
+            attempt,
+            state=state,
+            output=status["output"] if state == "succeeded" else None,
+            error=status["error"] if state == "failed" else None,
+            at=status.get("time"),
+        )
+        if run is not None:
+            return run
+        run = self.store.get_run(run_id)
+        if run is None:
+            raise UnknownRun(
+                f"run {run_id!r} does not exist (event {status['key']!r})", run_id=run_id, job=job
+            )
+        current = run["jobs"].get(job)
+        if current is None:
+            self._reject(status, "unknown_job", f"run {run_id!r} has no job {job!r}")
+            return None
+        if current["state"] == state and current["attempt"] == attempt:
+            return run  # a duplicate delivery, or the other handler recorded it first
+        self._reject(
+            status,
+            "state_mismatch",
+            f"job {job!r} of run {run_id!r} is {current['state']!r} at attempt {current['attempt']}, "
+            f"so a {status['status']!r} for attempt {attempt} cannot be recorded",
+        )
+        return None
+
+    def _schedule(self, run: Doc) -> tuple[Doc, list[str], list[str]]:
+        """Rules 3 and 4: claim and dispatch ready jobs, skip false-condition ones, until nothing changes."""
+        claimed: list[str] = []
+        skipped: list[str] = []
+        seen: set[str] = set()
+        while run.get("status") == "running":
+            decision = engine.decide(run)
+            specs = {spec["name"]: spec for spec in engine.job_specs(run)}
+            progressed = False
+            for name in decision.claim:
+                if name in seen:
+                    continue
+                seen.add(name)
+                won, after = self._claim_and_dispatch(run, specs[name])
+                if won:
+                    claimed.append(name)
+                if after is not None:
+                    run, progressed = after, True
+            for name in decision.skip:
+                if name in seen:
+                    continue
+                seen.add(name)
+                after = self.store.skip(run["_id"], name, run["jobs"][name]["attempt"])
+                if after is not None:
+                    # The run *after* our skip: it holds every transition made before it (rule 5).
+                    run, progressed = after, True
+                    skipped.append(name)
+            if not progressed:
+                break
+        return run, claimed, skipped
+
+    def _claim_and_dispatch(self, run: Doc, spec: Mapping[str, Any]) -> tuple[bool, Doc | None]:
+        """Claim one job and start it: ``(claimed, run after a recorded dispatch failure or None)``."""
+        run_id, name = run["_id"], spec["name"]
+        attempt = run["jobs"][name]["attempt"] + 1
+        if not self.store.claim(run_id, name, attempt - 1):
+            return False, None  # someone else claimed it, or the run has ended
+        try:
+            payload = build_payload(run, spec, attempt, limit=self.payload_limit)
+        except DispatchError as exc:
+            # The job can never start with this payload: it fails like a job that failed itself,
+            # so failure handling, the run's end and notifications all follow the usual path.
+            logger.error("%s", exc)
+            error = {"type": "DispatchError", "message": exc.message}
+            after = self.store.record_outcome(run_id, name, attempt, state="failed", error=error)
+            self.store.insert_status(
+                make_status(run_id, run["workflow"], name, attempt, "failed", error=error)
+            )
+            return True, after
+        try:
+            self.dispatcher.dispatch(spec, payload)
+        except Exception:
+            # Not started: give the claim back so the redelivered event (we re-raise) claims it again.
+            released = self.store.release(run_id, name, attempt)
+            logger.exception("dispatch of %s/%s failed (claim released: %s)", run_id, name, released)
+            raise
+        return True, None
+
+    def _settle(self, run: Doc) -> str | None:
+        """Rules 5 and 6: end the run if this snapshot shows it is over, else move the phase forward."""
+        run_id = run["_id"]
+        if run.get("status") != "running":
+            # Already ended: (re-)insert the end event; the unique key makes it harmless (rule 5).
+            self._insert_end_event(run, run["status"])
+            return None
+        result = engine.outcome(run)
+        if result is not None:
+            phases = len(run["config"]["phases"])
+            if self.store.end_run(run_id, result, phase_index=phases):
+                logger.info("run %s %s", run_id, result)
+                self._insert_end_event(run, result)
+                return result
+            return None
+        index, phase = engine.current_phase(run)
+        if index > run.get("phase_index", 0):
+            self.store.advance_phase(run_id, index, phase)
+        return None
+
+    def _insert_end_event(self, run: Mapping[str, Any], result: str) -> None:
+        status = "success" if result == "succeeded" else "failed"
+        self.store.insert_status(make_status(run["_id"], run["workflow"], None, 0, status))
+
+    def _get_notifier(self) -> Notifier | None:
+        if self._notifier is None and self._notifier_factory is not None:
+            with self._lock:
+                if self._notifier is None and self._notifier_factory is not None:
+                    self._notifier = self._notifier_factory()
+                    self._notifier_factory = None
+        return self._notifier
+
+
+# ---------------------------------------------------------------------- Lambda entry points
+
+_default: Runtime | None = None
+_default_lock = threading.Lock()
+
+
+def default_runtime() -> Runtime:
+    """The container's ``Runtime``, built once from ``Settings.from_env()``."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                from flowkit.runtime.config import Settings
+                from flowkit.runtime.dispatch import LambdaDispatcher
+
+                settings = Settings.from_env()
+
+                def notifier() -> Notifier | None:
+                    from flowkit.runtime.notify import notifier_from_settings
+
+                    return notifier_from_settings(settings)
+
+                _default = Runtime(
+                    Store.from_settings(settings),
+                    LambdaDispatcher(
+                        payload_limit=settings.payload_limit_bytes, endpoint_url=settings.lambda_endpoint_url
+                    ),
+                    notifier_factory=notifier,
+                )
+    return _default
+
+
+def statemachine_job(event: Mapping[str, Any], context: Any = None) -> Doc:
+    return default_runtime().statemachine_job(event, context)
+
+
+def orchestrator_job(event: Mapping[str, Any], context: Any = None) -> Doc:
+    return default_runtime().orchestrator_job(event, context)
+
+
+def notifications_job(event: Mapping[str, Any], context: Any = None) -> Doc:
+    return default_runtime().notifications_job(event, context)

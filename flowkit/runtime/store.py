@@ -1,0 +1,277 @@
+"""The MongoDB side of the runtime: two collections, their indexes, and the atomic transitions.
+
+Every state change is one single-document conditional update (a compare-and-set on the job's state
+and attempt, or on the run's status): never a read-modify-write of a whole document. The rules these
+methods implement are in ``docs/architecture.md`` ("The rules that make it correct").
+
+Only the portable subset of MongoDB is used, so the same code runs on MongoDB 4.4+ / Atlas, Amazon
+DocumentDB and Azure Cosmos DB for MongoDB: ``insert_one``, ``find_one`` (with projection),
+``find_one_and_update`` / ``update_one`` with equality and ``$in`` / ``$lt`` filters, ``$set`` and
+``$inc``, and a unique index. No transactions, no aggregation-pipeline updates.
+
+Documents are plain dicts here: this module is imported by the Lambda handlers and stays free of
+pydantic (see the cold-start notes in ``docs/runtime.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+if TYPE_CHECKING:
+    from pymongo.collection import Collection
+    from pymongo.database import Database
+
+    from flowkit.runtime.config import Settings
+
+__all__ = ["OPEN_STATES", "Store", "make_status", "now", "status_key"]
+
+logger = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+StatusHook = Callable[[Doc], None]
+
+# A job that has been handed to its target and has not finished yet.
+OPEN_STATES: Final = ("dispatched", "running")
+
+
+def now() -> datetime:
+    """The current UTC time at MongoDB's precision (milliseconds), so a stored time reads back equal."""
+    current = datetime.now(UTC)
+    return current.replace(microsecond=current.microsecond // 1000 * 1000)
+
+
+def status_key(run_id: str, job: str | None, attempt: int, status: str) -> str:
+    """Idempotency key of a status event (same as ``flowkit.document.status_key``, without pydantic)."""
+    return f"{run_id}/{job or '*'}/{attempt}/{status}"
+
+
+def make_status(
+    run_id: str,
+    workflow: str,
+    job: str | None,
+    attempt: int,
+    status: str,
+    *,
+    output: Any = None,
+    error: Mapping[str, str] | None = None,
+    time: datetime | None = None,
+) -> Doc:
+    """A document for the ``statuses`` collection (``job=None`` for workflow-level events)."""
+    return {
+        "key": status_key(run_id, job, attempt, status),
+        "run_id": run_id,
+        "workflow": workflow,
+        "job": job,
+        "attempt": attempt,
+        "status": status,
+        "output": output,
+        "error": dict(error) if error is not None else None,
+        "time": time or now(),
+    }
+
+
+def _pluck(doc: Mapping[str, Any], *path: str) -> Any:
+    """Read a dotted path out of a projected document.
+
+    MongoDB returns a projection on ``a.b`` nested (``{"a": {"b": ...}}``). The nx-27017 stand-in
+    returns it flattened (``{"a.b": ...}``); accepting both keeps the store on MongoDB's semantics
+    while the over-the-wire tests still run against the stand-in.
+    """
+    value: Any = doc
+    for i, key in enumerate(path):
+        if isinstance(value, Mapping) and key in value:
+            value = value[key]
+            continue
+        flat = ".".join(path[i:])
+        if isinstance(value, Mapping) and flat in value:
+            return value[flat]
+        return None
+    return value
+
+
+class Store:
+    """The runs (``state-machines``) and status events (``statuses``) collections of one database.
+
+    ``on_status`` is called with every status document after it was inserted for the first time
+    (never for a duplicate): the local runner's in-process bus hooks in here, exactly like the Atlas
+    trigger fires on insert.
+    """
+
+    def __init__(
+        self,
+        database: Database[Doc],
+        *,
+        runs: str = "state-machines",
+        statuses: str = "statuses",
+        on_status: StatusHook | None = None,
+    ) -> None:
+        self.database = database
+        self.runs: Collection[Doc] = database[runs]
+        self.statuses: Collection[Doc] = database[statuses]
+        self.on_status = on_status
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, on_status: StatusHook | None = None) -> Store:
+        """A store on a new ``MongoClient`` for ``settings.mongo_uri`` (create it once per process)."""
+        from pymongo import MongoClient
+
+        if not settings.mongo_uri:
+            from flowkit.errors import FlowkitError
+
+            raise FlowkitError(
+                "no MongoDB URI: set FLOWKIT_MONGO_URI (or pass mongo_uri) to the connection string"
+            )
+        client: MongoClient[Doc] = MongoClient(settings.mongo_uri, tz_aware=True)
+        return cls(
+            client[settings.database],
+            runs=settings.runs_collection,
+            statuses=settings.statuses_collection,
+            on_status=on_status,
+        )
+
+    # ------------------------------------------------------------------ setup
+
+    def ensure_indexes(self) -> None:
+        """Create the indexes flowkit needs; safe to call any number of times."""
+        # The idempotency key of a status event: reporting twice inserts once.
+        self.statuses.create_index([("key", ASCENDING)], unique=True, name="flowkit_status_key")
+        # A run's history in order (notifications, `flowkit` tooling, dashboards).
+        self.statuses.create_index([("run_id", ASCENDING), ("time", ASCENDING)], name="flowkit_run_time")
+        # Runs by workflow and status (e.g. "every running nightly-etl").
+        self.runs.create_index(
+            [("workflow", ASCENDING), ("status", ASCENDING)], name="flowkit_workflow_status"
+        )
+
+    # ------------------------------------------------------------------ plain reads and inserts
+
+    def get_run(self, run_id: str) -> Doc | None:
+        return self.runs.find_one({"_id": run_id})
+
+    def insert_run(self, doc: Doc) -> bool:
+        """Insert a new run document; False when a run with that ``_id`` already exists."""
+        try:
+            self.runs.insert_one(dict(doc))
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def read_job(self, run_id: str, job: str) -> tuple[Doc | None, Doc | None]:
+        """``(run header, job)`` of one job, by projection; ``(None, None)`` for an unknown run."""
+        doc = self.runs.find_one({"_id": run_id}, {"workflow": 1, "status": 1, f"jobs.{job}": 1})
+        if doc is None:
+            return None, None
+        job_doc = _pluck(doc, "jobs", job)
+        return doc, job_doc if isinstance(job_doc, dict) else None
+
+    def read_notifications(self, run_id: str) -> Doc | None:
+        """The ``config.notifications`` of a run, or None for an unknown run."""
+        doc = self.runs.find_one({"_id": run_id}, {"config.notifications": 1})
+        if doc is None:
+            return None
+        value = _pluck(doc, "config", "notifications")
+        return value if isinstance(value, dict) else {}
+
+    def insert_status(self, doc: Mapping[str, Any]) -> bool:
+        """Insert a status event; False (and no hook call) when its key was already inserted."""
+        stored = dict(doc)
+        try:
+            self.statuses.insert_one(stored)
+        except DuplicateKeyError:
+            logger.debug("status %s already recorded", doc.get("key"))
+            return False
+        if self.on_status is not None:
+            self.on_status(stored)
+        return True
+
+    # ------------------------------------------------------------------ atomic transitions
+
+    def record_outcome(
+        self,
+        run_id: str,
+        job: str,
+        attempt: int,
+        *,
+        state: str,
+        output: Any = None,
+        error: Mapping[str, str] | None = None,
+        at: datetime | None = None,
+    ) -> Doc | None:
+        """Rule 1: ``dispatched|running`` at ``attempt`` -> ``state``; the run after, or None."""
+        prefix = f"jobs.{job}"
+        return self.runs.find_one_and_update(
+            {"_id": run_id, f"{prefix}.state": {"$in": list(OPEN_STATES)}, f"{prefix}.attempt": attempt},
+            {
+                "$set": {
+                    f"{prefix}.state": state,
+                    f"{prefix}.output": output,
+                    f"{prefix}.error": dict(error) if error is not None else None,
+                    f"{prefix}.finished_at": at or now(),
+                }
+            },
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def claim(self, run_id: str, job: str, attempt: int, *, at: datetime | None = None) -> bool:
+        """Rule 4: ``pending`` at ``attempt`` of a running run -> ``dispatched`` at ``attempt + 1``."""
+        prefix = f"jobs.{job}"
+        result = self.runs.update_one(
+            {"_id": run_id, "status": "running", f"{prefix}.state": "pending", f"{prefix}.attempt": attempt},
+            {
+                "$set": {f"{prefix}.state": "dispatched", f"{prefix}.dispatched_at": at or now()},
+                "$inc": {f"{prefix}.attempt": 1},
+            },
+        )
+        return result.modified_count == 1
+
+    def release(self, run_id: str, job: str, attempt: int) -> bool:
+        """Undo a claim whose dispatch failed: ``dispatched`` at ``attempt`` -> ``pending`` again."""
+        prefix = f"jobs.{job}"
+        result = self.runs.update_one(
+            {"_id": run_id, f"{prefix}.state": "dispatched", f"{prefix}.attempt": attempt},
+            {
+                "$set": {f"{prefix}.state": "pending", f"{prefix}.dispatched_at": None},
+                "$inc": {f"{prefix}.attempt": -1},
+            },
+        )
+        return result.modified_count == 1
+
+    def skip(self, run_id: str, job: str, attempt: int, *, at: datetime | None = None) -> Doc | None:
+        """Rule 4: ``pending`` at ``attempt`` of a running run -> ``skipped``; the run after, or None."""
+        prefix = f"jobs.{job}"
+        return self.runs.find_one_and_update(
+            {"_id": run_id, "status": "running", f"{prefix}.state": "pending", f"{prefix}.attempt": attempt},
+            {"$set": {f"{prefix}.state": "skipped", f"{prefix}.finished_at": at or now()}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def mark_running(self, run_id: str, job: str, attempt: int, *, at: datetime | None = None) -> Doc | None:
+        """Rule 7: ``dispatched`` at ``attempt`` -> ``running``; the run's ``workflow`` header, or None."""
+        prefix = f"jobs.{job}"
+        return self.runs.find_one_and_update(
+            {"_id": run_id, f"{prefix}.state": "dispatched", f"{prefix}.attempt": attempt},
+            {"$set": {f"{prefix}.state": "running", f"{prefix}.started_at": at or now()}},
+            projection={"workflow": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def advance_phase(self, run_id: str, index: int, phase: str | None) -> bool:
+        """Rule 6: move the current phase forward to ``index`` (never backwards)."""
+        result = self.runs.update_one(
+            {"_id": run_id, "status": "running", "phase_index": {"$lt": index}},
+            {"$set": {"phase": phase, "phase_index": index}},
+        )
+        return result.modified_count == 1
+
+    def end_run(self, run_id: str, status: str, *, phase_index: int, at: datetime | None = None) -> bool:
+        """Rule 5: ``running`` -> ``status``; True only for the one caller whose update won."""
+        result = self.runs.update_one(
+            {"_id": run_id, "status": "running"},
+            {"$set": {"status": status, "ended_at": at or now(), "phase": None, "phase_index": phase_index}},
+        )
+        return result.modified_count == 1
