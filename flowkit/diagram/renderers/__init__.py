@@ -1,0 +1,1 @@
+"""Renderers of the neutral ``DiagramGraph``: Graphviz DOT (``dot``) and Mermaid (``mermaid``)."""

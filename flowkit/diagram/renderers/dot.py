@@ -1,0 +1,263 @@
+"""``DiagramGraph`` -> ``graphviz.Digraph`` (and so DOT text, SVG, PNG, PDF).
+
+Left to right: the start on the left, phases as clusters in order, parallel jobs stacked in one
+column, then the end. Labels are HTML-like so names, targets and policies can have their own weight
+and size; every piece of user text is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import math
+from typing import TYPE_CHECKING, Any
+
+from flowkit.diagram import _style, _text
+from flowkit.diagram.model import DiagramEdge, DiagramGraph, DiagramNode, EdgeKind, NodeKind
+from flowkit.errors import MissingDependency
+
+if TYPE_CHECKING:
+    import graphviz
+
+__all__ = ["INSTALL_HINT", "import_graphviz", "to_digraph"]
+
+INSTALL_HINT = "pip install 'flowkit[diagram]'"
+FONT = "Helvetica,Arial,sans-serif"
+
+
+def import_graphviz() -> Any:
+    """The ``graphviz`` module, or ``MissingDependency`` saying how to install it."""
+    try:
+        import graphviz
+    except ImportError as exc:
+        raise MissingDependency(
+            f"drawing diagrams with Graphviz needs the 'graphviz' Python package: {INSTALL_HINT}"
+        ) from exc
+    return graphviz
+
+
+def to_digraph(graph: DiagramGraph) -> graphviz.Digraph:
+    gv = import_graphviz()
+    dot = gv.Digraph(name=graph.name)
+    dot.attr(
+        "graph",
+        rankdir="LR",
+        newrank="true",
+        ordering="out",
+        compound="true",
+        nodesep="0.18",
+        ranksep="0.45",
+        fontname=FONT,
+        label=_graph_label(graph),
+        labelloc="t",
+        labeljust="l",
+        tooltip=graph.description or graph.name,
+    )
+    dot.attr("node", fontname=FONT, fontsize="12", margin="0.12,0.06")
+    dot.attr("edge", fontname=FONT, fontsize="10", color=_style.EDGE_COLOR, arrowsize="0.7")
+
+    nodes = {node.id: node for node in graph.nodes}
+    groups = _wide_groups(graph)
+    group_of = {node_id: index for index, group in enumerate(groups) for node_id in group}
+    placed: set[int] = set()
+
+    def place(target: graphviz.Digraph, node_id: str) -> None:
+        if node_id not in group_of:
+            _node(target, nodes[node_id])
+        elif group_of[node_id] not in placed:
+            placed.add(group_of[node_id])
+            _group(target, group_of[node_id], groups[group_of[node_id]], nodes)
+
+    in_cluster = {node_id for cluster in graph.clusters for node_id in cluster.nodes}
+    for node in graph.nodes:
+        if node.id not in in_cluster:
+            place(dot, node.id)
+    for cluster in graph.clusters:
+        with dot.subgraph(name=cluster.id) as sub:
+            sub.attr(
+                label=f"<<B>{_esc(cluster.label)}</B>>",
+                style="rounded,dashed",
+                color="#9aa3b2",
+                fontcolor="#374151",
+                fontsize="12",
+                labeljust="l",
+                margin="10",
+            )
+            for node_id in cluster.nodes:
+                place(sub, node_id)
+    drawn: set[tuple[str, str]] = set()
+    for edge in graph.edges:
+        source, target = _dot_id(edge.source), _dot_id(edge.target)
+        attrs = _edge_attrs(edge, nodes)
+        if edge.source in group_of:
+            group = groups[group_of[edge.source]]
+            source, attrs["ltail"] = _dot_id(_exit(group)), _group_id(group_of[edge.source])
+        if edge.target in group_of:
+            group = groups[group_of[edge.target]]
+            target, attrs["lhead"] = _dot_id(_entry(group)), _group_id(group_of[edge.target])
+        key = (attrs.get("ltail", source), attrs.get("lhead", target))
+        if key not in drawn:  # a group's shared edges are drawn once, to or from its box
+            drawn.add(key)
+            dot.edge(source, target, **attrs)
+            # Invisible edges pin the grid's first column right after the sources, and the
+            # targets right after its last column, so the grid keeps its shape.
+            if edge.target in group_of:
+                for node_id in _grid(groups[group_of[edge.target]])[0]:
+                    if _dot_id(node_id) != target:
+                        dot.edge(source, _dot_id(node_id), style="invis")
+            if edge.source in group_of:
+                for node_id in _grid(groups[group_of[edge.source]])[-1]:
+                    if _dot_id(node_id) != source:
+                        dot.edge(_dot_id(node_id), target, style="invis")
+    return dot
+
+
+FOLD_AT = 12
+"""Parallel groups with at least this many jobs are drawn as a box with the jobs in a grid."""
+
+
+def _wide_groups(graph: DiagramGraph) -> list[list[str]]:
+    """Jobs in the same phase with exactly the same incoming and outgoing edges, FOLD_AT or more."""
+    incoming: dict[str, set[tuple[str, str, str]]] = {}
+    outgoing: dict[str, set[tuple[str, str, str]]] = {}
+    for edge in graph.edges:
+        incoming.setdefault(edge.target, set()).add((edge.source, edge.kind.value, edge.label))
+        outgoing.setdefault(edge.source, set()).add((edge.target, edge.kind.value, edge.label))
+    phase = {node_id: cluster.id for cluster in graph.clusters for node_id in cluster.nodes}
+    by_key: dict[tuple[object, ...], list[str]] = {}
+    for node in graph.nodes:
+        if node.kind is NodeKind.JOB:
+            key = (
+                phase.get(node.id),
+                frozenset(incoming.get(node.id, ())),
+                frozenset(outgoing.get(node.id, ())),
+            )
+            by_key.setdefault(key, []).append(node.id)
+    return [group for group in by_key.values() if len(group) >= FOLD_AT]
+
+
+def _grid(group: list[str]) -> list[list[str]]:
+    """Columns of a roughly square grid, filled top to bottom, then left to right."""
+    rows = max(6, math.ceil(math.sqrt(len(group) * 2)))
+    return [group[i : i + rows] for i in range(0, len(group), rows)]
+
+
+def _entry(group: list[str]) -> str:
+    first = _grid(group)[0]
+    return first[len(first) // 2]
+
+
+def _exit(group: list[str]) -> str:
+    last = _grid(group)[-1]
+    return last[len(last) // 2]
+
+
+def _group_id(index: int) -> str:
+    return f"cluster_parallel_{index}"
+
+
+def _group(dot: graphviz.Digraph, index: int, group: list[str], nodes: dict[str, DiagramNode]) -> None:
+    with dot.subgraph(name=_group_id(index)) as sub:
+        sub.attr(
+            label=f"{len(group)} jobs in parallel",
+            style="rounded,filled",
+            fillcolor="#f8fafc",
+            color="#cbd5e1",
+            fontcolor="#4b5563",
+            fontsize="10",
+            labeljust="l",
+            margin="8",
+        )
+        columns = _grid(group)
+        for column in columns:
+            for node_id in column:
+                _node(sub, nodes[node_id])
+        for left, right in itertools.pairwise(columns):
+            for a, b in zip(left, right, strict=False):  # keeps each column one rank right of the last
+                sub.edge(_dot_id(a), _dot_id(b), style="invis")
+
+
+def _graph_label(graph: DiagramGraph) -> str:
+    """Title, description, run and legend, left-aligned above the drawing."""
+    rows = [f'<FONT POINT-SIZE="16"><B>{_esc(graph.name)}</B></FONT>']
+    if graph.description:
+        rows.append("<BR/>".join(_esc(line) for line in _text.wrap_text(graph.description, 80)))
+    if graph.run_label:
+        rows.append(f"<I>{_esc(graph.run_label)}</I>")
+    cells = "".join(f'<TR><TD ALIGN="LEFT" BALIGN="LEFT">{row}</TD></TR>' for row in rows)
+    if graph.legend:
+        cells += f'<TR><TD ALIGN="LEFT">{_legend(graph)}</TD></TR>'
+    return f'<<TABLE BORDER="0" CELLBORDER="0" CELLPADDING="1" CELLSPACING="0">{cells}</TABLE>>'
+
+
+def _node(dot: graphviz.Digraph, node: DiagramNode) -> None:
+    node_id = _dot_id(node.id)
+    if node.kind is NodeKind.JOB:
+        style = _style.STATE_STYLES[node.state] if node.state is not None else _style.JOB_STYLE
+        shape_style = "rounded,filled" + (",dashed" if style.dashed else "")
+        title = "<BR/>".join(_esc(line) for line in _text.wrap_name(node.title))
+        details = "".join(
+            f'<BR/><FONT POINT-SIZE="10" COLOR="#4b5563">{_esc(line)}</FONT>' for line in node.details
+        )
+        dot.node(
+            node_id,
+            label=f"<<B>{title}</B>{details}>",
+            shape="box",
+            style=shape_style,
+            fillcolor=style.fill,
+            color=style.border,
+            penwidth="2" if style.bold else "1",
+            tooltip=node.tooltip or node.title,
+        )
+    elif node.kind is NodeKind.START:
+        dot.node(node_id, label="start", shape="circle", style="filled", fillcolor="#1f2937",
+                 fontcolor="white", fontsize="10", width="0.55", fixedsize="true")  # fmt: skip
+    elif node.kind is NodeKind.END:
+        dot.node(node_id, label="end", shape="doublecircle", style="filled", fillcolor="#1f2937",
+                 fontcolor="white", fontsize="10", width="0.5", fixedsize="true")  # fmt: skip
+    elif node.kind is NodeKind.DECISION:
+        dot.node(node_id, label="", shape="diamond", style="filled", fillcolor=_style.DECISION_FILL,
+                 color="#92400e", width="0.3", height="0.3", tooltip="when")  # fmt: skip
+    elif node.kind is NodeKind.JOIN:
+        dot.node(node_id, label="", shape="box", style="filled", fillcolor="#374151", color="#374151",
+                 width="0.07", height="0.5", tooltip="join")  # fmt: skip
+    else:  # fork point of a when-arm
+        dot.node(node_id, label="", shape="point", width="0.08", color=_style.EDGE_COLOR)
+
+
+def _edge_attrs(edge: DiagramEdge, nodes: dict[str, DiagramNode]) -> dict[str, str]:
+    attrs: dict[str, str] = {}
+    if edge.kind is EdgeKind.THEN:
+        attrs.update(color=_style.THEN_COLOR, fontcolor=_style.THEN_COLOR, penwidth="1.3")
+    elif edge.kind is EdgeKind.OTHERWISE:
+        attrs.update(color=_style.OTHERWISE_COLOR, fontcolor=_style.OTHERWISE_COLOR, style="dashed")
+    if edge.label:
+        attrs["label"] = "<" + "<BR/>".join(_esc(line) for line in _text.wrap_text(edge.label)) + ">"
+    if nodes[edge.target].kind in (NodeKind.JOIN, NodeKind.FORK):
+        attrs["arrowhead"] = "none"
+    return attrs
+
+
+def _legend(graph: DiagramGraph) -> str:
+    """One row under the title: a swatch per job state."""
+    cells = ['<TD BORDER="0"><FONT POINT-SIZE="10">job state:</FONT></TD>']
+    for state in graph.legend:
+        style = _style.STATE_STYLES[state]
+        cells.append(
+            f'<TD BGCOLOR="{style.fill}" COLOR="{style.border}" STYLE="{"dashed" if style.dashed else "rounded"}">'
+            f'<FONT POINT-SIZE="10">{_esc(state.value)}</FONT></TD>'
+        )
+    return (
+        '<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="4" CELLPADDING="3"><TR>'
+        + "".join(cells)
+        + "</TR></TABLE>"
+    )
+
+
+def _dot_id(node_id: str) -> str:
+    # python-graphviz reads 'a:b' in an edge as node 'a', port 'b'; valid job names never contain ':'.
+    return node_id.replace(":", "%3A")
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
