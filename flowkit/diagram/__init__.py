@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import graphviz
 
 __all__ = [
+    "EXTENSIONS",
     "FORMATS",
     "Format",
     "RunState",
