@@ -73,9 +73,13 @@ class _Builder:
         if not stages:
             self.problems.append(f"workflow {self.workflow.name!r}: empty sequence() (it has no jobs)")
         phases: list[Phase] = []
+        used: set[str] = set()
         upstream: frozenset[str] = frozenset()
         for i, stage in enumerate(stages, start=1):
             name = stage.name if isinstance(stage, Job) else f"stage-{i}"
+            if name in used:  # a job used twice: keep phase names unique
+                name = f"stage-{i}"
+            used.add(name)
             first = len(self.entries)
             upstream = self.visit(stage, upstream, (), name)
             phases.append(Phase(name=name, jobs=[e.job.name for e in self.entries[first:]]))

@@ -50,6 +50,12 @@ class _Doc:
     names: list[str]
     known: set[str]
     graph: Any  # nx.DiGraph (untyped)
+    cycles: list[set[str]] = field(default_factory=list)
+
+    @property
+    def ambiguous(self) -> bool:
+        """Two jobs share a name: the graph by name is meaningless until that is fixed."""
+        return len(self.known) != len(self.names)
 
     @classmethod
     def of(cls, doc: WorkflowDocument) -> _Doc:
@@ -58,7 +64,12 @@ class _Doc:
         graph = nx.DiGraph()
         graph.add_nodes_from(names)
         graph.add_edges_from((need, j.name) for j in doc.jobs for need in j.needs if need in known)
-        return cls(doc, names, known, graph)
+        cycles = [
+            c
+            for c in nx.strongly_connected_components(graph)
+            if len(c) > 1 or graph.has_edge(next(iter(c)), next(iter(c)))
+        ]
+        return cls(doc, names, known, graph, cycles)
 
     @property
     def where(self) -> str:
@@ -100,7 +111,7 @@ def _check_phases(d: _Doc) -> Iterator[str]:
     for job in d.doc.jobs:
         if job.phase not in phase_names:
             yield f"job {job.name!r} is in phase {job.phase!r}, which is not defined in {d.where}"
-        elif listed.get(job.name) != job.phase:
+        elif listed.get(job.name) != job.phase and not d.ambiguous:
             yield f"job {job.name!r} is not listed in its phase {job.phase!r} in {d.where}"
     for phase in d.doc.phases:
         for name in phase.jobs:
@@ -116,10 +127,10 @@ def _check_needs(d: _Doc) -> Iterator[str]:
 
 
 def _check_cycles(d: _Doc) -> Iterator[str]:
-    for component in nx.strongly_connected_components(d.graph):
+    if d.ambiguous:
+        return
+    for component in d.cycles:
         start = min(component)
-        if len(component) == 1 and not d.graph.has_edge(start, start):
-            continue
         edges = nx.find_cycle(d.graph.subgraph(component), source=start)
         path = [u for u, _ in edges]
         first = path.index(min(path))
@@ -128,6 +139,9 @@ def _check_cycles(d: _Doc) -> Iterator[str]:
 
 
 def _check_unreachable(d: _Doc) -> Iterator[str]:
+    if d.ambiguous:
+        return
+    in_cycles = set().union(*d.cycles)
     roots = [n for n in d.names if d.graph.in_degree(n) == 0]
     reached: set[str] = set(roots)
     stack = list(roots)
@@ -136,7 +150,7 @@ def _check_unreachable(d: _Doc) -> Iterator[str]:
             if child not in reached:
                 reached.add(child)
                 stack.append(child)
-    for name in sorted(d.known - reached):
+    for name in sorted(d.known - reached - in_cycles):
         yield f"job {name!r} is unreachable in {d.where}: it only depends on a cycle, so it never starts"
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from flowkit.conditions import MISSING, check, evaluate, referenced_jobs, status_referenced_jobs, to_text
@@ -84,3 +86,118 @@ def test_references_and_text() -> None:
     assert status_referenced_jobs(node) == {"charge"}
     assert to_text(node) == "extract.output.rows > 0 and not charge.failed"
     assert to_text(op("eq", MODE, const("full"))) == 'input.mode == "full"'
+
+
+# --------------------------------------------------------------------------- the Python builders
+
+
+def _job_body(event: object, context: object = None) -> None:
+    return None
+
+
+def _jobs() -> tuple[Any, Any]:
+    from flowkit import job
+
+    return job(name="extract")(_job_body), job(name="charge")(_job_body)
+
+
+def test_builders_produce_the_ast() -> None:
+    from flowkit import input
+
+    extract, charge = _jobs()
+    cond = (extract.output["rows"] > 0) & ~charge.failed
+    assert cond.ast == op(
+        "and",
+        op("gt", ROWS, const(0)),
+        op("not", op("eq", {"ref": ["jobs", "charge", "status"]}, const("failed"))),
+    )
+    assert to_text(cond.ast) == "extract.output.rows > 0 and not charge.failed"
+    assert (input["mode"] == "full").ast == op("eq", MODE, const("full"))
+
+
+@pytest.mark.parametrize(
+    ("build", "expected"),
+    [
+        (lambda i, e: i["mode"] != "full", op("ne", MODE, const("full"))),
+        (lambda i, e: e.output["rows"] < 5, op("lt", ROWS, const(5))),
+        (lambda i, e: e.output["rows"] <= 5, op("le", ROWS, const(5))),
+        (lambda i, e: e.output["rows"] >= 5, op("ge", ROWS, const(5))),
+        (lambda i, e: i["mode"].is_in(["full", "delta"]), op("in", MODE, const(["full", "delta"]))),
+        (lambda i, e: i["mode"].not_in(("a",)), op("not_in", MODE, const(["a"]))),
+        (lambda i, e: i["mode"].exists(), op("exists", MODE)),
+        (lambda i, e: e.succeeded, op("eq", {"ref": ["jobs", "extract", "status"]}, const("succeeded"))),
+        (lambda i, e: e.skipped, op("eq", {"ref": ["jobs", "extract", "status"]}, const("skipped"))),
+        (
+            lambda i, e: i["a"] | i["b"],
+            op("or", op("truthy", {"ref": ["input", "a"]}), op("truthy", {"ref": ["input", "b"]})),
+        ),
+        (
+            lambda i, e: e.output["items"][0] == i["first"],
+            op("eq", {"ref": ["jobs", "extract", "output", "items", 0]}, {"ref": ["input", "first"]}),
+        ),
+    ],
+)
+def test_each_builder(build: Any, expected: dict[str, object]) -> None:
+    from flowkit import input
+
+    extract, _ = _jobs()
+    assert build(input, extract).ast == expected
+
+
+def test_and_or_flatten_same_operator() -> None:
+    from flowkit import input
+
+    a, b, c = input["a"] == 1, input["b"] == 2, input["c"] == 3
+    assert [arg["op"] for arg in ((a & b) & c).ast["args"]] == ["eq", "eq", "eq"]
+    assert len(((a | b) | c).ast["args"]) == 3
+
+
+def test_bare_reference_as_condition_means_truthy() -> None:
+    from flowkit import input, job, when
+
+    node = when(input["dry_run"], then=job(name="x")(_job_body))
+    assert node.condition.ast == op("truthy", {"ref": ["input", "dry_run"]})
+
+
+def test_references_compare_by_ast_with_same_as_not_eq() -> None:
+    from flowkit import input
+
+    assert input["mode"].same_as(input["mode"])
+    assert not input["mode"].same_as(input["other"])
+    assert not isinstance(input["mode"] == input["mode"], bool)
+    with pytest.raises(TypeError):
+        hash(input["mode"])
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda i: bool(i["a"] == 1), "cannot be used as a Python bool"),
+        (lambda i: i["a"] == 1 and i["b"] == 2, "`a & b`"),
+        (lambda i: not i["a"], "`~a`"),
+        (lambda i: i["a"] == object(), "only JSON values"),
+        (lambda i: i["a"] > float("nan"), "only JSON values"),
+        (lambda i: i[1.5], "reference keys are str or int"),
+    ],
+)
+def test_builder_misuse_raises_condition_error(build: Any, message: str) -> None:
+    from flowkit import input
+
+    with pytest.raises(ConditionError) as info:
+        build(input)
+    assert message in str(info.value)
+
+
+def test_status_reference_takes_no_keys() -> None:
+    extract, _ = _jobs()
+    with pytest.raises(ConditionError, match="has no keys"):
+        extract.status["x"]
+
+
+def test_built_conditions_evaluate_like_their_ast() -> None:
+    from flowkit import input
+
+    extract, charge = _jobs()
+    cond = (extract.output["rows"] > 10) & (input["mode"].is_in(["full"])) & charge.failed
+    assert evaluate(cond.ast, CTX) is True
+    assert evaluate((~cond).ast, CTX) is False
