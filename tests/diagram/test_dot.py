@@ -1,0 +1,78 @@
+"""DOT output: a snapshot per example workflow, and the properties a reader relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import example_documents, example_names
+from diagram_docs import all_to_all, checkout, etl, fan_out
+
+from flowkit.diagram import to_digraph, to_dot
+
+
+@pytest.mark.parametrize("name", example_names())
+def test_example_dot(name: str, dot_snapshot: Any) -> None:
+    assert to_dot(example_documents()[name]) == dot_snapshot
+
+
+HAND_BUILT = {
+    "etl": etl,
+    "checkout": checkout,
+    "fan_out_60": lambda: fan_out(60),
+    "all_to_all_50": lambda: all_to_all(50),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAND_BUILT))
+def test_hand_built_dot(name: str, dot_snapshot: Any) -> None:
+    assert to_dot(HAND_BUILT[name]()) == dot_snapshot
+
+
+def test_run_state_dot(dot_snapshot: Any) -> None:
+    run = {"extract": "succeeded", "transform": "failed", "notify_empty": "skipped", "load": "running"}
+
+    assert to_dot(etl(), run) == dot_snapshot
+
+
+def test_dot_is_deterministic() -> None:
+    assert to_dot(fan_out(60)) == to_dot(fan_out(60))
+
+
+def test_conditional_edges_read_as_text_and_otherwise_is_dashed() -> None:
+    text = to_dot(etl())
+
+    then_edge = next(line for line in text.splitlines() if '"@when/w1" -> transform' in line)
+    assert "label=<extract.output.rows &gt; 0>" in then_edge  # HTML-escaped '>', not JSON
+    assert '"gt"' not in text and '"ref"' not in text
+    otherwise = next(line for line in text.splitlines() if '"@when/w1" -> notify_empty' in line)
+    assert "style=dashed" in otherwise and "label=<otherwise>" in otherwise
+
+
+def test_a_wide_fan_out_is_a_box_with_a_grid() -> None:
+    text = to_dot(fan_out(60))
+
+    assert 'label="60 jobs in parallel"' in text
+    # one visible edge in and one out of the box, instead of 120
+    assert text.count("lhead=cluster_parallel_0") == 1
+    assert text.count("ltail=cluster_parallel_0") == 1
+    assert "process_customer_<BR/>partition_00_of_the_<BR/>nightly_batch" in text
+
+
+def test_run_states_are_coloured_with_a_legend() -> None:
+    text = to_dot(etl(), {"extract": "succeeded", "transform": "failed"})
+
+    extract = next(line for line in text.splitlines() if line.strip().startswith("extract ["))
+    transform = next(line for line in text.splitlines() if line.strip().startswith("transform ["))
+    assert 'fillcolor="#bbf7d0"' in extract and 'fillcolor="#fecaca"' in transform
+    for state in ("pending", "running", "succeeded", "failed", "skipped"):
+        assert f'<FONT POINT-SIZE="10">{state}</FONT></TD>' in text  # a legend swatch
+
+
+def test_to_digraph_returns_a_graphviz_digraph() -> None:
+    import graphviz
+
+    digraph = to_digraph(etl())
+
+    assert isinstance(digraph, graphviz.Digraph)
+    assert digraph.name == "nightly-etl"
