@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from diagram_docs import ROWS, all_to_all, checkout, document, etl, fan_out, job, op, ref
 
 from flowkit.diagram.extract import END, START, extract
 from flowkit.diagram.model import DiagramGraph, EdgeKind, NodeKind
 from flowkit.document import Branch, JobRun, JobState, Run, Target
 from flowkit.errors import ConditionError, RenderError
-
-from diagram_docs import ROWS, all_to_all, checkout, document, etl, fan_out, job, op, ref
 
 
 def edges(graph: DiagramGraph) -> set[tuple[str, str, str, str]]:
