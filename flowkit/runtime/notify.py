@@ -25,15 +25,11 @@ from __future__ import annotations
 import json
 import logging
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any, Final, Protocol, runtime_checkable
-
-from pydantic import JsonValue
 
 from flowkit.document import EventStatus, Notifications, NotifyKind, StatusEvent
 from flowkit.errors import MissingDependency, NotifyError
@@ -189,7 +185,7 @@ def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _compact(value: JsonValue) -> str:
+def _compact(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
@@ -349,6 +345,9 @@ class WebhookNotifier:
     def send(self, message: Message) -> bool:
         if not message.webhook:
             return False
+        import urllib.error
+        import urllib.request
+
         body = json.dumps(message.payload, ensure_ascii=False, default=str).encode()
         for attempt in (1, 2):
             request = urllib.request.Request(self.url, data=body, headers=self.headers, method="POST")
@@ -372,7 +371,8 @@ class WebhookNotifier:
         raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _retry_after(exc: urllib.error.HTTPError) -> float:
+def _retry_after(exc: Any) -> float:
+    """Seconds from an ``HTTPError``'s ``Retry-After`` header (1 when absent or not a number)."""
     value = exc.headers.get("Retry-After") if exc.headers is not None else None
     try:
         return max(0.0, float(value)) if value is not None else 1.0
