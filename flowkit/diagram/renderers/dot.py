@@ -181,7 +181,7 @@ def _graph_label(graph: DiagramGraph) -> str:
     """Title, description, run and legend, left-aligned above the drawing."""
     rows = [f'<FONT POINT-SIZE="16"><B>{_esc(graph.name)}</B></FONT>']
     if graph.description:
-        rows.append("<BR/>".join(_esc(line) for line in _text.wrap_text(graph.description, 80)))
+        rows.append("<BR/>".join(_esc(line) for line in _text.wrap_text(graph.description, 100)))
     if graph.run_label:
         rows.append(f"<I>{_esc(graph.run_label)}</I>")
     cells = "".join(f'<TR><TD ALIGN="LEFT" BALIGN="LEFT">{row}</TD></TR>' for row in rows)
