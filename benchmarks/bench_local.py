@@ -13,6 +13,7 @@ import argparse
 import cProfile
 import pstats
 import sys
+import threading
 import time
 from typing import Any
 
@@ -47,6 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="print the top functions by cumulative time")
     args = parser.parse_args(argv)
 
+    profiles: list[cProfile.Profile] = []
+    if args.profile:
+        # cProfile sees one thread; give every pool thread its own profiler and merge them at the end.
+        def start_thread_profile(*_: Any) -> None:
+            threading.setprofile(None)  # type: ignore[arg-type]
+            sys.setprofile(None)
+            profile = cProfile.Profile()
+            profiles.append(profile)
+            profile.enable()
+
+        threading.setprofile(start_thread_profile)
+
     wf = fan_out(args.jobs)
     total_jobs = args.jobs + 2
     timings = []
@@ -69,7 +82,11 @@ def main(argv: list[str] | None = None) -> int:
             f"(run loop {run.elapsed:.2f} s, {len(run.events)} status events)"
         )
         if profiler is not None:
-            pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+            stats = pstats.Stats(profiler)
+            for profile in profiles:
+                stats.add(profile)
+            stats.sort_stats("tottime").print_stats(25)
+            stats.sort_stats("cumulative").print_stats(40)
     if args.repeat > 1:
         best = min(timings)
         print(f"best of {args.repeat}: {best:.2f} s, {total_jobs / best:.0f} jobs/s")

@@ -77,14 +77,17 @@ def _state(job: Mapping[str, Any]) -> str:
     return str(getattr(state, "value", state))
 
 
-def _table(jobs: Mapping[str, Mapping[str, Any]], *, title: str, live: bool) -> Any:
+def _table(jobs: Mapping[str, Mapping[str, Any]], *, title: str, live: bool, width: int = 100) -> Any:
     rich = _rich()
     table = rich.table.Table(title=title, title_justify="left", expand=False)
-    table.add_column("job")
-    table.add_column("state")
-    table.add_column("attempt", justify="right")
-    table.add_column("elapsed", justify="right")
-    table.add_column("output / error", overflow="fold")
+    widest = max((len(name) for name in jobs), default=3)
+    table.add_column("job", no_wrap=True, min_width=min(widest, 40))
+    table.add_column("state", no_wrap=True, min_width=10)
+    table.add_column("attempt", justify="right", no_wrap=True, min_width=7)
+    table.add_column("elapsed", justify="right", no_wrap=True, min_width=8)
+    table.add_column("output / error", overflow="ellipsis", no_wrap=True, min_width=10)
+    # what is left of the line for outputs and errors: cut them there rather than wrap the table
+    room = max(10, width - min(widest, 40) - 10 - 7 - 8 - 16)
     names = list(jobs)
     if live and len(names) > _MAX_LIVE_ROWS:
         # show what is moving first, then whatever fits
@@ -97,7 +100,8 @@ def _table(jobs: Mapping[str, Mapping[str, Any]], *, title: str, live: bool) -> 
         error = job.get("error")
         detail = f"{error.get('type')}: {error.get('message')}" if isinstance(error, Mapping) else ""
         if not detail and job.get("output") is not None:
-            detail = _short(job.get("output"))
+            detail = _short(job.get("output"), room)
+        detail = detail if len(detail) <= room else detail[: room - 1] + "…"
         table.add_row(
             name,
             f"[{STYLES.get(state, '')}]{state}[/]",
@@ -139,7 +143,7 @@ class LiveDisplay:
         if run is None:
             return "starting…"
         title = f"{run.get('workflow', '')} {run.get('_id', '')} — {run.get('status', '')}"
-        return _table(run.get("jobs", {}), title=title, live=True)
+        return _table(run.get("jobs", {}), title=title, live=True, width=self.console.width)
 
     def __enter__(self) -> LiveDisplay:
         self._live.start()
@@ -158,12 +162,14 @@ def render_summary(run: LocalRun, console: Any = None) -> None:
     document = run.document
     status = str(document["status"])
     title = f"{run.run.workflow} — run {status} in {run.elapsed:.2f}s"
-    console.print(_table(document["jobs"], title=title, live=False))
+    console.print(_table(document["jobs"], title=title, live=False, width=console.width))
     if run.dead_letters:
         console.print(f"[bold red]{len(run.dead_letters)} dead-lettered deliveries:[/]")
         for letter in run.dead_letters:
             console.print(
-                f"  {letter.handler} on {letter.key} after {letter.attempts} attempts: {letter.error}"
+                f"  {letter.handler} on {letter.key} after {letter.attempts} attempts: {letter.error}",
+                highlight=False,
+                soft_wrap=True,
             )
     style = "green" if status == "succeeded" else "bold red"
-    console.print(f"[{style}]run {status}[/] — run document: {run.location}", highlight=False)
+    console.print(f"[{style}]run {status}[/] — run document: {run.location}", highlight=False, soft_wrap=True)

@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,6 +59,8 @@ class LocalRun:
     dead_letters: tuple[DeadLetter, ...]
     elapsed: float
     location: RunLocation
+    deliveries: int = 0
+    """Handler invocations the bus made (chaos duplicates and retries included)."""
 
     @property
     def id(self) -> str:
@@ -188,6 +190,14 @@ def _unfinished(document: Mapping[str, Any] | None) -> str:
     return "jobs not finished: " + (", ".join(open_jobs) if open_jobs else "none")
 
 
+def _dead(letters: list[DeadLetter]) -> str:
+    if not letters:
+        return ""
+    count = f"{len(letters)} deliver{'y' if len(letters) == 1 else 'ies'} dead-lettered"
+    shown = "; ".join(f"{d.handler} on {d.key} after {d.attempts} attempts: {d.error}" for d in letters[:5])
+    return f"; {count}: {shown}"
+
+
 def run_workflow(
     workflow_or_document: Any,
     input: Mapping[str, Any] | None = None,
@@ -293,7 +303,7 @@ def run_workflow(
             live.__enter__()
         try:
             start_run(store, document, dict(input or {}), run_id=run_id)
-            _wait(ended, activity, run_id, timeout, began, fetch)
+            _wait(ended, activity, run_id, timeout, began, fetch, lambda: bus.dead_letters if bus else [])
         finally:
             if live is not None:
                 live.__exit__(None, None, None)
@@ -309,6 +319,7 @@ def run_workflow(
             dead_letters=tuple(bus.dead_letters),
             elapsed=elapsed,
             location=location,
+            deliveries=bus.deliveries,
         )
     finally:
         bus.close()
@@ -329,7 +340,8 @@ def _wait(
     run_id: str,
     timeout: float,
     began: float,
-    fetch: Any,
+    fetch: Callable[[], dict[str, Any] | None],
+    dead_letters: Callable[[], list[DeadLetter]],
 ) -> None:
     """Until the run ended and nothing is in flight; ``RunError`` on timeout or stall."""
     deadline = began + timeout
@@ -350,6 +362,6 @@ def _wait(
                     return
                 raise RunError(
                     f"run '{run_id}' stalled: nothing is running or queued but the run has not ended; "
-                    f"{_unfinished(document)}",
+                    f"{_unfinished(document)}{_dead(dead_letters())}",
                     run_id=run_id,
                 )
