@@ -8,8 +8,10 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 from conftest import ROOT, example_documents
 
+from flowkit.cli import main
 from flowkit.document import JobRun, Run
 
 
@@ -85,7 +87,10 @@ def test_a_run_document_colours_its_jobs(tmp_path: Path) -> None:
     assert without_target.stdout == with_target.stdout  # the run's own config is the same document
 
 
-def test_usage_errors_are_one_clear_line(tmp_path: Path) -> None:
+def test_usage_errors_are_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ROOT)
     bad_run = tmp_path / "bad.json"
     bad_run.write_text('{"workflow": 3}')
     cases = {
@@ -104,10 +109,34 @@ def test_usage_errors_are_one_clear_line(tmp_path: Path) -> None:
         ("no/such/place.py",): "no such file or folder",
     }
     for args, message in cases.items():
-        result = flowkit(*args)
-        assert result.returncode == 1, (args, result.stderr)
-        assert message in result.stderr, (args, result.stderr)
-        assert result.stderr.count("\n") == 1 or "not a run document" in result.stderr
+        code = main(["diagram", *args])  # in-process: the subprocess path is covered above
+        stderr = capsys.readouterr().err
+        assert code == 1, (args, stderr)
+        assert message in stderr, (args, stderr)
+        assert stderr.count("\n") == 1, (args, stderr)
+
+
+def test_a_run_of_a_workflow_target_does_not_define(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = example_documents()["nested"]
+    run = Run(
+        _id="r-1",
+        workflow=doc.name,
+        version=doc.version,
+        config=doc,
+        jobs={},
+        created_at="2026-11-27T01:00:00Z",
+    )
+    run_file = tmp_path / "run.json"
+    run_file.write_text(run.model_dump_json(by_alias=True))
+
+    code = main(["diagram", "workflows/nightly_etl.py", "--run", str(run_file)])
+
+    assert code == 1
+    assert "run 'r-1' is a run of workflow 'nested', which workflows/nightly_etl.py does not define" in (
+        capsys.readouterr().err
+    )
 
 
 def test_without_dot_the_cli_explains_and_text_still_works(tmp_path: Path) -> None:
