@@ -240,7 +240,13 @@ def run_workflow(
     if database is None and mongo_uri:
         import pymongo
 
-        client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000, tz_aware=True)
+        options: dict[str, Any] = {"tz_aware": True}
+        if "serverselectiontimeoutms" not in mongo_uri.lower():
+            options["serverSelectionTimeoutMS"] = 5000
+        try:
+            client = pymongo.MongoClient(mongo_uri, **options)
+        except (pymongo.errors.PyMongoError, ValueError) as exc:
+            raise RunError(f"--mongo-uri {_redact(mongo_uri)}: {exc}") from exc
         database = client[settings.database]
     elif database is None:
         from flowkit.local.embedded import embedded_database
@@ -269,7 +275,12 @@ def run_workflow(
     store = Store(
         database, runs=settings.runs_collection, statuses=settings.statuses_collection, on_status=on_status
     )
-    store.ensure_indexes()
+    try:
+        store.ensure_indexes()
+    except Exception as exc:  # pymongo.errors.PyMongoError, without importing pymongo for the embedded store
+        if client is not None:
+            client.close()
+        raise RunError(f"cannot use the store at {location}: {type(exc).__name__}: {exc}") from exc
     dispatcher = LocalDispatcher(Reporter(store), bodies, mocks, workers=workers, activity=activity)
     runtime = Runtime(store, dispatcher)
     envelope = functools.partial(

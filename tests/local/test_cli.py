@@ -211,3 +211,30 @@ def _fail(tmp_path: Path) -> str:
     path = tmp_path / "mocks.json"
     path.write_text('{"jobs": {"reserve-stock": {"failure": {"type": "OutOfStock", "message": "sku-1"}}}}')
     return str(path)
+
+
+def test_an_unreachable_mongo_uri_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    uri = "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200"
+
+    code, out, err = _run(capsys, ETL, "--mongo-uri", uri)
+
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: cannot use the store at MongoDB {uri}, database 'flowkit'")
+    assert "ServerSelectionTimeoutError" in err
+
+
+def test_a_bad_mongo_uri_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, ETL, "--mongo-uri", "http://db.example")
+
+    assert code == 1
+    assert err.startswith("error: --mongo-uri http://db.example: Invalid URI scheme")
+
+
+def test_a_password_in_the_uri_is_not_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(
+        capsys, ETL, "--mongo-uri", "mongodb://app:s3cret@127.0.0.1:1/?serverSelectionTimeoutMS=200"
+    )
+
+    assert code == 1
+    assert "s3cret" not in err
+    assert "mongodb://app:***@127.0.0.1:1/" in err
