@@ -117,8 +117,9 @@ def test_usage_errors_are_one_clear_line(
 
 
 def test_a_run_of_a_workflow_target_does_not_define(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(ROOT)
     doc = example_documents()["nested"]
     run = Run(
         _id="r-1",
