@@ -120,13 +120,13 @@ def build_message(status: StatusEvent, config: Notifications) -> Message:
 
 def _fallback_text(status: StatusEvent, mention: str | None) -> str:
     verb = _VERB[status.status]
-    workflow, run_id = _esc(status.workflow), _esc(status.run_id)
+    workflow, run_id = _clip(status.workflow, 200), _clip(status.run_id, 200)
     if status.job is None:
         text = f"[{workflow}] run {run_id} {verb}"
     else:
-        text = f"[{workflow}] job {_esc(status.job)} {verb} (attempt {status.attempt}) in run {run_id}"
+        text = f"[{workflow}] job {_clip(status.job, 200)} {verb} (attempt {status.attempt}) in run {run_id}"
     if status.error is not None:
-        text += f": {_esc(status.error.type)}: {_esc(_truncate(status.error.message, 300))}"
+        text += f": {_clip(status.error.type, 200)}: {_clip(status.error.message, 300)}"
     return f"{mention} {text}" if mention else text
 
 
@@ -135,9 +135,9 @@ def _blocks(status: StatusEvent, mention: str | None) -> list[dict[str, Any]]:
     emoji = _EMOJI_FAILED if failed else _EMOJI[status.status]
     verb = _VERB[status.status]
     if status.job is None:
-        title = f"{emoji} Run *{_esc(status.run_id)}* of *{_esc(status.workflow)}* {verb}"
+        title = f"{emoji} Run *{_clip(status.run_id, 500)}* of *{_clip(status.workflow, 500)}* {verb}"
     else:
-        title = f"{emoji} Job *{_esc(status.job)}* of *{_esc(status.workflow)}* {verb}"
+        title = f"{emoji} Job *{_clip(status.job, 500)}* of *{_clip(status.workflow, 500)}* {verb}"
     if mention:
         title = f"{mention} {title}"
     fields = [("Workflow", status.workflow), ("Run", status.run_id)]
@@ -149,24 +149,29 @@ def _blocks(status: StatusEvent, mention: str | None) -> list[dict[str, Any]]:
         {
             "type": "section",
             "fields": [
-                {"type": "mrkdwn", "text": f"*{name}*\n{_esc(_truncate(value, _FIELD_LIMIT))}"}
+                {"type": "mrkdwn", "text": f"*{name}*\n{_clip(value, _FIELD_LIMIT)}"}
                 for name, value in fields
             ]
             + [{"type": "mrkdwn", "text": f"*Time*\n{_slack_date(status)}"}],
         },
     ]
     if status.error is not None:
-        message = _esc(_truncate(status.error.message, _ERROR_LIMIT))
+        message = _clip(status.error.message, _ERROR_LIMIT)
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": f"*Error* `{_esc(status.error.type)}`\n```{message}```"},
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"*Error* `{_clip(status.error.type, 200)}`\n```{message}```",
+                },
             }
         )
     if status.output is not None and not failed:
-        output = _esc(_truncate(_compact(status.output), _OUTPUT_LIMIT))
+        output = _clip(_compact(status.output), _OUTPUT_LIMIT)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Output*\n```{output}```"}})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{_esc(status.key)}`"}]})
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{_clip(status.key, 500)}`"}]}
+    )
     return blocks
 
 
@@ -181,8 +186,16 @@ def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _truncate(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def _clip(text: str, limit: int) -> str:
+    """``text`` escaped for mrkdwn and cut to ``limit`` characters without splitting an entity."""
+    escaped = _esc(text)
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: limit - 1]
+    amp = cut.rfind("&", len(cut) - 5)
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
 
 
 def _compact(value: Any) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from _events import event_names, load_event
-from bson import ObjectId, json_util
+from bson import Int64, ObjectId, json_util
 from bson.json_util import CANONICAL_JSON_OPTIONS
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -394,3 +394,21 @@ def test_runtime_edge_modules_import_nothing_heavy() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("attempt", "parsed"), [(2.0, 2), (Int64(3), 3)])
+def test_whole_numbers_of_any_type_are_attempts(attempt: object, parsed: int) -> None:
+    envelope = load_event("job_started_relaxed")
+    envelope["detail"]["fullDocument"].update(attempt=attempt, key=f"{RUN}/extract/{parsed}/started")
+    if isinstance(attempt, Int64):
+        envelope["detail"]["fullDocument"]["attempt"] = {"$numberLong": str(parsed)}
+    assert parse_event(envelope).attempt == parsed
+
+
+def test_fractional_attempt_is_rejected() -> None:
+    envelope = load_event("job_started_relaxed")
+    envelope["detail"]["fullDocument"]["attempt"] = 1.5
+    with pytest.raises(
+        EventError, match=r"event\.detail\.fullDocument\.attempt: input should be a valid integer"
+    ):
+        parse_event(envelope)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -11,6 +12,8 @@ from typing import Any
 
 import pytest
 from _fake_slack import TOKEN, WEBHOOK_SECRET, FakeSlack
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flowkit.document import EventStatus, JobError, Notifications, NotifyKind, StatusEvent, status_key
 from flowkit.errors import NotifyError
@@ -397,3 +400,58 @@ def test_settings_with_slack_and_generic_webhook_reach_both(fake: FakeSlack) -> 
 def test_slack_notifier_needs_a_way_to_reach_slack() -> None:
     with pytest.raises(ValueError, match="token"):
         SlackNotifier()
+
+
+# --------------------------------------------------------------------------- any event makes a valid message
+
+texts_st = st.text(max_size=4000) | st.text(alphabet="<>&a", max_size=4000)
+statuses = st.builds(
+    StatusEvent,
+    key=st.text(max_size=300),
+    run_id=st.text(min_size=1, max_size=600) | st.text(alphabet="<>&", min_size=1, max_size=600),
+    workflow=st.text(min_size=1, max_size=300),
+    job=st.none() | st.text(min_size=1, max_size=300) | st.text(alphabet="<&", min_size=1, max_size=600),
+    attempt=st.integers(min_value=0, max_value=10**6),
+    status=st.sampled_from(list(EventStatus)),
+    output=st.none() | st.dictionaries(st.text(max_size=20), texts_st, max_size=10),
+    error=st.none()
+    | st.builds(JobError, type=st.text(max_size=300) | st.text(alphabet="<", max_size=300), message=texts_st),
+    time=st.datetimes(timezones=st.just(UTC)),
+)
+
+
+def check_slack_limits(message: Message, mention: str | None) -> None:
+    json.dumps(message.blocks)
+    json.dumps(message.payload)
+    assert len(message.blocks) <= 50
+    for block in message.blocks:
+        if "text" in block:
+            assert len(block["text"]["text"]) <= 3000
+        assert len(block.get("fields", [])) <= 10
+        for field in block.get("fields", []):
+            assert len(field["text"]) <= 2000
+    # no text coming from the event can open a Slack control sequence (<!channel>, <@user>, links)
+    shown = texts(message.blocks) + "\n" + message.text
+    controls = re.findall(r"<[^>]*>", shown)
+    assert all(c == mention or c.startswith("<!date^") for c in controls), controls
+
+
+@settings(max_examples=200, deadline=None)
+@given(status=statuses, mention=st.sampled_from([None, "<!here>"]))
+def test_every_event_makes_a_message_slack_accepts(status: StatusEvent, mention: str | None) -> None:
+    check_slack_limits(build_message(status, Notifications(mention=mention)), mention)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"error": JobError(type="<" * 3000, message="<" * 50_000)},
+        {"status": "success", "output": {"html": "<b>&amp;</b>" * 5000}},
+        {"job": "&" * 5000, "run_id": "<" * 5000},
+        {"error": JobError(type="E", message="a" * 1995 + "<<<<<<<<")},
+    ],
+)
+def test_worst_case_events_stay_within_slack_limits(fields: dict[str, Any]) -> None:
+    run_id = fields.pop("run_id", "r-42")
+    status = event(**fields).model_copy(update={"run_id": run_id})
+    check_slack_limits(build_message(status, Notifications(mention="<!here>")), "<!here>")
