@@ -168,3 +168,15 @@ def test_importing_the_diagram_package_does_not_import_graphviz(tmp_path: Path) 
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_user_text_survives_escaping(tmp_path: Path) -> None:
+    from diagram_docs import document, job, op, ref
+
+    cond = op("eq", ref("input", "p"), {"const": 'a<b>&"\\N'})
+    doc = document("odd <text> & \\N", [job("a", "p"), job("b", "p", ["a"], condition=cond)])
+
+    texts = [t.text for t in ET.parse(render(doc, tmp_path / "odd.svg")).getroot().iter(f"{SVG}text")]
+
+    assert 'input.p == "a<b>&\\"\\\\N"' in texts
+    assert "odd <text> & \\N" in texts

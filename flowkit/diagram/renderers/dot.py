@@ -51,7 +51,7 @@ def to_digraph(graph: DiagramGraph) -> graphviz.Digraph:
         label=_graph_label(graph),
         labelloc="t",
         labeljust="l",
-        tooltip=graph.description or graph.name,
+        tooltip=_plain(graph.description or graph.name),
     )
     dot.attr("node", fontname=FONT, fontsize="12", margin="0.12,0.06")
     dot.attr("edge", fontname=FONT, fontsize="10", color=_style.EDGE_COLOR, arrowsize="0.7")
@@ -207,7 +207,7 @@ def _node(dot: graphviz.Digraph, node: DiagramNode) -> None:
             fillcolor=style.fill,
             color=style.border,
             penwidth="2" if style.bold else "1",
-            tooltip=node.tooltip or node.title,
+            tooltip=_plain(node.tooltip or node.title),
         )
     elif node.kind is NodeKind.START:
         dot.node(node_id, label="start", shape="circle", style="filled", fillcolor="#1f2937",
@@ -259,5 +259,12 @@ def _dot_id(node_id: str) -> str:
     return node_id.replace(":", "%3A")
 
 
+def _plain(text: str) -> str:
+    """Text for a tooltip: Graphviz expands ``\\N``, ``\\G``... in tooltips even when escaped, so a
+    backslash is shown as the look-alike U+29F5."""
+    return text.replace("\\", "\u29f5")
+
+
 def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
+    """Text inside an HTML-like label: entities for markup; backslashes doubled (Graphviz halves them)."""
+    return html.escape(text, quote=True).replace("\\", "\\\\")

@@ -15,8 +15,8 @@ from flowkit.diagram.model import DiagramGraph, DiagramNode, EdgeKind, NodeKind
 
 __all__ = ["escape", "render"]
 
-_ENTITIES = {"#": "#35;", "&": "#amp;", "<": "#lt;", ">": "#gt;", '"': "#quot;"}
-_UNSAFE = re.compile(r"[#&<>\"]")
+_ENTITIES = {"#": "#35;", "&": "#amp;", "<": "#lt;", ">": "#gt;", '"': "#quot;", "|": "#124;"}
+_UNSAFE = re.compile(r"[#&<>\"|]")
 _NOT_ID = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -28,9 +28,9 @@ def escape(text: str) -> str:
 def render(graph: DiagramGraph) -> str:
     ids = _ids(graph)
     nodes = {node.id: node for node in graph.nodes}
-    lines = ["flowchart LR", f"    %% workflow: {graph.name}"]
+    lines = ["flowchart LR", f"    %% workflow: {' '.join(graph.name.split())}"]
     if graph.run_label:
-        lines.append(f"    %% {graph.run_label}")
+        lines.append(f"    %% {' '.join(graph.run_label.split())}")
     in_cluster = {node_id for cluster in graph.clusters for node_id in cluster.nodes}
     for node in graph.nodes:
         if node.id not in in_cluster:
