@@ -452,6 +452,53 @@ def test_every_event_makes_a_message_slack_accepts(status: StatusEvent, mention:
     ],
 )
 def test_worst_case_events_stay_within_slack_limits(fields: dict[str, Any]) -> None:
+    fields = dict(fields)
     run_id = fields.pop("run_id", "r-42")
     status = event(**fields).model_copy(update={"run_id": run_id})
     check_slack_limits(build_message(status, Notifications(mention="<!here>")), "<!here>")
+
+
+# --------------------------------------------------------------------------- end to end through the handler
+
+
+def test_notifications_job_posts_the_nightly_etl_failure_to_slack(fake: FakeSlack) -> None:
+    # given the example workflow (Notify(slack_channel="#etl", on=[run.failed, job.failed], mention="<!here>"))
+    # started in a store, and a Runtime whose notifier comes from the environment
+    from flowkit import compile
+    from flowkit.local.embedded import embedded_database
+    from flowkit.runtime.events import to_envelope
+    from flowkit.runtime.handlers import Runtime
+    from flowkit.runtime.start import start_run
+    from flowkit.runtime.store import Store, make_status
+    from workflows.nightly_etl import nightly_etl
+
+    store = Store(embedded_database())
+    start_run(store, compile(nightly_etl), {"date": "2026-11-27"}, run_id="r-42")
+    settings = Settings.from_env({"FLOWKIT_SLACK_TOKEN": TOKEN})
+    runtime = Runtime(
+        store,
+        object(),
+        notifier_factory=lambda: notifier_from_settings(settings, slack_base_url=fake.base_url),
+    )  # type: ignore[arg-type]
+
+    def envelope(job: str | None, attempt: int, status: str, **fields: Any) -> dict[str, Any]:
+        doc = make_status("r-42", "nightly-etl", job, attempt, status, **fields)
+        return json.loads(
+            json.dumps(to_envelope(doc, database="flowkit", collection="statuses", json_format="canonical"))
+        )
+
+    # when the trigger delivers a job start, then a job failure
+    started = runtime.notifications_job(envelope("extract", 1, "started"))
+    failed = runtime.notifications_job(
+        envelope(
+            "extract", 1, "failed", error={"type": "OperationalError", "message": "source database <down>"}
+        )
+    )
+
+    # then only the failure reached #etl, with the workflow's mention, escaped error and the run id
+    assert (started["sent"], failed["sent"]) == (False, True)
+    [request] = fake.requests
+    assert request.json["channel"] == "#etl"
+    assert request.json["text"] == (
+        "<!here> [nightly-etl] job extract failed (attempt 1) in run r-42: OperationalError: source database &lt;down&gt;"
+    )
