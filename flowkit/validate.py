@@ -64,11 +64,13 @@ class _Doc:
         graph = nx.DiGraph()
         graph.add_nodes_from(names)
         graph.add_edges_from((need, j.name) for j in doc.jobs for need in j.needs if need in known)
-        cycles = [
-            c
-            for c in nx.strongly_connected_components(graph)
-            if len(c) > 1 or graph.has_edge(next(iter(c)), next(iter(c)))
-        ]
+        cycles: list[set[str]] = []
+        if not nx.is_directed_acyclic_graph(graph):
+            cycles = [
+                c
+                for c in nx.strongly_connected_components(graph)
+                if len(c) > 1 or graph.has_edge(next(iter(c)), next(iter(c)))
+            ]
         return cls(doc, names, known, graph, cycles)
 
     @property

@@ -70,6 +70,10 @@ class Notify:
         if isinstance(self.on, str) or not all(isinstance(e, str) for e in self.on):
             raise TypeError(f"Notify(on=...) must be a list of event names, got {self.on!r}")
         object.__setattr__(self, "on", tuple(self.on))
+        for attr in ("slack_channel", "mention"):
+            value = getattr(self, attr)
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"Notify({attr}=...) must be a str, got {value!r}")
 
 
 @dataclass(frozen=True)
