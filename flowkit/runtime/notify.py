@@ -222,7 +222,8 @@ class SlackNotifier:
 
     Give a ready ``client`` (a ``slack_sdk.WebClient`` or ``slack_sdk.webhook.WebhookClient``), or a
     ``token`` (wins) or a ``webhook_url`` to create one with retry handlers for rate limits (HTTP 429,
-    honouring ``Retry-After``) and connection errors. ``channel`` is the default for workflows that
+    honouring ``Retry-After`` up to ``max_retry_after`` seconds, ``rate_limit_retries`` times) and
+    connection errors (once). ``channel`` is the default for workflows that
     configure none (bot token only). ``base_url`` points the Web API client elsewhere (tests, proxies).
     """
 
@@ -236,12 +237,13 @@ class SlackNotifier:
         base_url: str | None = None,
         timeout: int = 10,
         rate_limit_retries: int = 2,
+        max_retry_after: float = 10.0,
     ) -> None:
         if client is None:
             if token:
-                client = _web_client(token, base_url, timeout, rate_limit_retries)
+                client = _web_client(token, base_url, timeout, rate_limit_retries, max_retry_after)
             elif webhook_url:
-                client = _webhook_client(webhook_url, timeout, rate_limit_retries)
+                client = _webhook_client(webhook_url, timeout, rate_limit_retries, max_retry_after)
             else:
                 raise ValueError("SlackNotifier needs a client, a bot token or an incoming-webhook URL")
         self.client = client
@@ -295,35 +297,60 @@ class SlackNotifier:
         return True
 
 
-def _retry_handlers(rate_limit_retries: int) -> list[Any]:
+def _retry_handlers(rate_limit_retries: int, max_retry_after: float) -> list[Any]:
     from slack_sdk.http_retry.builtin_handlers import (
         ConnectionErrorRetryHandler,
         RateLimitErrorRetryHandler,
     )
 
+    class BoundedRateLimitRetryHandler(RateLimitErrorRetryHandler):
+        """Retries a 429 after its ``Retry-After``, unless that is longer than ``max_retry_after``.
+
+        A Lambda should not sleep half its timeout away: a long wait is given up (and logged as
+        ``ratelimited``) instead.
+        """
+
+        def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+            if not super()._can_retry(state=state, request=request, response=response, error=error):
+                return False
+            for name, values in response.headers.items():
+                if name.lower() == "retry-after":
+                    try:
+                        return float(values[0]) <= max_retry_after
+                    except (IndexError, TypeError, ValueError):
+                        return True
+            return True
+
     return [
         ConnectionErrorRetryHandler(max_retry_count=1),
-        RateLimitErrorRetryHandler(max_retry_count=rate_limit_retries),
+        BoundedRateLimitRetryHandler(max_retry_count=rate_limit_retries),
     ]
 
 
-def _web_client(token: str, base_url: str | None, timeout: int, rate_limit_retries: int) -> Any:
+def _web_client(
+    token: str, base_url: str | None, timeout: int, rate_limit_retries: int, max_retry_after: float
+) -> Any:
     try:
         from slack_sdk import WebClient
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise MissingDependency("Slack notifications need slack-sdk: pip install 'flowkit[slack]'") from exc
     options: dict[str, Any] = {"base_url": base_url} if base_url else {}
     return WebClient(
-        token=token, timeout=timeout, retry_handlers=_retry_handlers(rate_limit_retries), **options
+        token=token,
+        timeout=timeout,
+        retry_handlers=_retry_handlers(rate_limit_retries, max_retry_after),
+        **options,
     )
 
 
-def _webhook_client(url: str, timeout: int, rate_limit_retries: int) -> Any:
+def _webhook_client(url: str, timeout: int, rate_limit_retries: int, max_retry_after: float) -> Any:
     try:
         from slack_sdk.webhook import WebhookClient
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise MissingDependency("Slack notifications need slack-sdk: pip install 'flowkit[slack]'") from exc
-    return WebhookClient(url=url, timeout=timeout, retry_handlers=_retry_handlers(rate_limit_retries))
+    return WebhookClient(
+        url=url, timeout=timeout, retry_handlers=_retry_handlers(rate_limit_retries, max_retry_after)
+    )
 
 
 class WebhookNotifier:

@@ -5,7 +5,8 @@ The real slack-sdk clients talk to it over real HTTP on 127.0.0.1:
 - ``POST /api/chat.postMessage``: checks ``Authorization: Bearer <token>`` (``invalid_auth`` otherwise),
   answers ``{"ok": false, "error": "channel_not_found"}`` for channels in ``missing_channels``, HTTP 429
   with ``Retry-After`` while ``rate_limited`` is positive, else ``{"ok": true, ...}``.
-- ``POST /services/T000/B000/<secret>``: an incoming webhook; answers ``webhook_answer`` (``200 ok``).
+- ``POST /services/T000/B000/<secret>``: an incoming webhook; answers HTTP 429 while
+  ``webhook_rate_limited`` is positive, then ``webhook_answer`` (``200 ok``).
 - ``POST /hooks/generic``: a generic JSON webhook; answers ``generic_answers`` in turn, then 204.
 
 Every request is recorded in ``requests`` (path, headers, parsed JSON body).
@@ -42,6 +43,7 @@ class FakeSlack:
     rate_limited: int = 0
     retry_after: str = "1"
     webhook_answer: tuple[int, str] = (200, "ok")
+    webhook_rate_limited: int = 0
     generic_answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     requests: list[Recorded] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -112,6 +114,10 @@ class FakeSlack:
         if request.path == "/api/chat.postMessage":
             return self._post_message(request)
         if request.path.startswith("/services/"):
+            with self._lock:
+                if self.webhook_rate_limited > 0:
+                    self.webhook_rate_limited -= 1
+                    return 429, {"Content-Type": "text/html", "Retry-After": self.retry_after}, b"rate_limited"
             status, text = self.webhook_answer
             return status, {"Content-Type": "text/html"}, text.encode()
         if request.path == "/hooks/generic":

@@ -224,6 +224,14 @@ def test_persistent_rate_limit_is_logged_not_raised(
     assert "ratelimited" in caplog.text
 
 
+def test_a_long_retry_after_is_not_waited_for(fake: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
+    fake.rate_limited, fake.retry_after = 1, "30"
+    with caplog.at_level(logging.ERROR, logger=LOGGER):
+        assert notify_event(event(), Notifications(slack_channel="#etl"), slack(fake, max_retry_after=5)) is False
+    assert len(fake.requests) == 1
+    assert "ratelimited" in caplog.text
+
+
 def test_channel_not_found_is_logged_with_the_slack_code(
     fake: FakeSlack, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -287,6 +295,12 @@ def test_incoming_webhook_posts_text_and_blocks(fake: FakeSlack) -> None:
     assert request.json["text"] == expected.text
     assert request.json["blocks"] == expected.blocks
     assert "channel" not in request.json  # an incoming webhook posts to its own channel
+
+
+def test_incoming_webhook_rate_limit_is_retried(fake: FakeSlack) -> None:
+    fake.webhook_rate_limited, fake.retry_after = 1, "0"
+    assert notify_event(event(), Notifications(), SlackNotifier(webhook_url=fake.webhook_url)) is True
+    assert len(fake.requests) == 2
 
 
 def test_incoming_webhook_error_is_logged_with_its_code(
