@@ -165,3 +165,30 @@ def test_local_bus_routes_like_the_documented_rules(name: str) -> None:
     routes = pytest.importorskip("flowkit.local.bus").routes
     document = json_util.loads(json.dumps(load_event(name)["detail"]["fullDocument"]))
     assert set(routes(document)) == EXPECTED[name]
+
+
+ROUTES_BY_KIND: dict[tuple[bool, str], set[str]] = {
+    (False, "started"): {"orchestrator_job", "notifications_job"},
+    (False, "success"): {"notifications_job"},
+    (False, "failed"): {"notifications_job"},
+    (True, "started"): {"notifications_job"},
+    (True, "success"): ALL,
+    (True, "failed"): ALL,
+}
+
+
+@pytest.mark.parametrize("json_format", ["default", "relaxed", "canonical"])
+@pytest.mark.parametrize(("job_level", "status"), sorted(ROUTES_BY_KIND))
+def test_routing_does_not_depend_on_the_trigger_json_format(
+    job_level: bool, status: str, json_format: Any
+) -> None:
+    pytest.importorskip("moto")
+    from datetime import UTC, datetime
+
+    from flowkit.runtime.events import to_envelope
+    from flowkit.runtime.store import make_status
+
+    job, attempt = ("extract", 3) if job_level else (None, 0)
+    doc = make_status("r-1", "wf", job, attempt, status, time=datetime(2026, 11, 27, tzinfo=UTC))
+    envelope = to_envelope(doc, database="flowkit", collection="statuses", json_format=json_format)
+    assert routed(json.loads(json.dumps(envelope))) == ROUTES_BY_KIND[(job_level, status)]
