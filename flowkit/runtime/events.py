@@ -168,11 +168,22 @@ def _status_event(document: dict[str, Any], where: str) -> StatusEvent:
         event = StatusEvent.model_validate(fields)
     except ValidationError as exc:
         raise EventError(
-            "; ".join(_describe(error, where) for error in exc.errors(include_url=False))
+            "; ".join(_describe(error, where) for error in exc.errors(include_url=False)),
+            **_context(fields),
         ) from exc
     _check_consistency(event, where)
     moment = event.time.replace(tzinfo=UTC) if event.time.tzinfo is None else event.time.astimezone(UTC)
     return event.model_copy(update={"time": moment})
+
+
+def _context(fields: Mapping[str, Any]) -> dict[str, str | None]:
+    """What is known of the event's run, for ``EventError``'s attributes (only well-typed values)."""
+
+    def text(name: str) -> str | None:
+        value = fields.get(name)
+        return value if isinstance(value, str) else None
+
+    return {"run_id": text("run_id"), "workflow": text("workflow"), "job": text("job")}
 
 
 def _describe(error: Any, where: str) -> str:
@@ -186,21 +197,21 @@ def _describe(error: Any, where: str) -> str:
 
 
 def _check_consistency(event: StatusEvent, where: str) -> None:
+    context = {"run_id": event.run_id, "workflow": event.workflow, "job": event.job}
+    problem: str | None = None
     if event.job is None:
         if event.attempt != 0:
-            raise EventError(
-                f"{where}.attempt: a workflow-level event (job null) has attempt 0, got {event.attempt}"
-            )
-    else:
-        if not event.job:
-            raise EventError(f"{where}.job: empty job name (use null for a workflow-level event)")
-        if event.attempt < 1:
-            raise EventError(f"{where}.attempt: a job event has attempt >= 1, got {event.attempt}")
-    expected = status_key(event.run_id, event.job, event.attempt, event.status.value)
-    if event.key != expected:
-        raise EventError(
-            f"{where}.key: {event.key!r} does not match the event's fields (expected {expected!r})"
-        )
+            problem = f"{where}.attempt: a workflow-level event (job null) has attempt 0, got {event.attempt}"
+    elif not event.job:
+        problem = f"{where}.job: empty job name (use null for a workflow-level event)"
+    elif event.attempt < 1:
+        problem = f"{where}.attempt: a job event has attempt >= 1, got {event.attempt}"
+    if problem is None:
+        expected = status_key(event.run_id, event.job, event.attempt, event.status.value)
+        if event.key != expected:
+            problem = f"{where}.key: {event.key!r} does not match the event's fields (expected {expected!r})"
+    if problem is not None:
+        raise EventError(problem, **context)
 
 
 def _short(value: object, limit: int = 80) -> str:

@@ -412,3 +412,15 @@ def test_fractional_attempt_is_rejected() -> None:
         EventError, match=r"event\.detail\.fullDocument\.attempt: input should be a valid integer"
     ):
         parse_event(envelope)
+
+
+def test_event_errors_carry_what_is_known_of_the_run() -> None:
+    with pytest.raises(EventError) as caught:
+        parse_event(load_event("malformed/bad_status"))
+    assert (caught.value.run_id, caught.value.workflow, caught.value.job) == (RUN, "nightly-etl", "extract")
+    with pytest.raises(EventError) as caught:
+        parse_event(load_event("malformed/key_mismatch"))
+    assert caught.value.run_id == RUN
+    with pytest.raises(EventError) as caught:
+        parse_event(load_event("malformed/missing_run_id"))
+    assert (caught.value.run_id, caught.value.job) == (None, "extract")
