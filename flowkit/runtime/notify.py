@@ -223,8 +223,8 @@ class SlackNotifier:
     Give a ready ``client`` (a ``slack_sdk.WebClient`` or ``slack_sdk.webhook.WebhookClient``), or a
     ``token`` (wins) or a ``webhook_url`` to create one with retry handlers for rate limits (HTTP 429,
     honouring ``Retry-After`` up to ``max_retry_after`` seconds, ``rate_limit_retries`` times) and
-    connection errors (once). ``channel`` is the default for workflows that
-    configure none (bot token only). ``base_url`` points the Web API client elsewhere (tests, proxies).
+    connection errors (once). ``channel`` is the default for workflows that configure none (bot token
+    only). ``base_url`` points the Web API client elsewhere (tests, proxies).
     """
 
     def __init__(
@@ -290,7 +290,7 @@ class SlackNotifier:
                 f"could not reach the Slack incoming webhook: {exc}", code="connection_error"
             ) from exc
         if response.status_code != 200:
-            code = str(response.body or response.status_code)
+            code = str(response.body or response.status_code).strip()[:100]
             raise NotifyError(
                 f"Slack incoming webhook answered HTTP {response.status_code}: {code}", code=code
             )
