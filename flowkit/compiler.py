@@ -7,7 +7,9 @@ How a composition becomes a document:
   its 1-based position).
 - **needs**: a job needs the tails of what came before it in its sequence (the tails of a ``parallel``
   are the tails of all its branches; of a ``when``, the tails of both arms, and the upstream tails
-  in place of an absent or empty arm), plus its explicit ``needs=``. Sorted.
+  in place of an absent or empty arm), plus its explicit ``needs=``. Sorted. (The upstream tails of
+  an absent arm are implied transitively through the other arm anyway; the direct need keeps the
+  join explicit and gives the job their outputs in ``event["needs"]``.)
 - **when**: every job inside an arm carries ``condition`` = AND of the guards of every enclosing arm
   (``cond`` for ``then``, ``not cond`` for ``otherwise``); one ``Branch`` per ``when`` (``when-1``,
   ``when-2``, ... in compile order) keeps the raw condition and the job names of each arm.
@@ -27,7 +29,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 from flowkit.conditions import status_referenced_jobs
 from flowkit.document import SCHEMA_VERSION, NotifyKind, RetryPolicy, WorkflowDocument, content_version
@@ -36,6 +38,9 @@ from flowkit.dsl.nodes import Node, Parallel, Sequence, When
 from flowkit.dsl.options import Retry, seconds
 from flowkit.dsl.workflow import Workflow, iter_jobs
 from flowkit.errors import InvalidWorkflow
+
+if TYPE_CHECKING:
+    from flowkit.validate import Report
 
 __all__ = ["compile", "compile_with_report"]
 
@@ -297,9 +302,9 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def compile_with_report(workflow: Workflow) -> tuple[WorkflowDocument, Any]:
+def compile_with_report(workflow: Workflow) -> tuple[WorkflowDocument, Report]:
     """Compile without raising: the document and a ``flowkit.validate.Report`` with every problem."""
-    from flowkit.validate import Report, validate_document
+    from flowkit.validate import Report, validate_document  # networkx only when compiling
 
     with _gc_paused():
         doc, problems = build_document(workflow)

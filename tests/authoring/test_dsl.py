@@ -100,6 +100,7 @@ def test_job_option_types_are_checked_at_the_declaration(options: dict[str, Any]
         (lambda: Retry(interval="1s"), "interval"),
         (lambda: Retry(backoff=None), "backoff"),
         (lambda: Notify(on="run.failed"), "list of event names"),
+        (lambda: Notify(slack_channel=5), "slack_channel"),
         (lambda: Defaults(timeout="1h"), "timeout"),
         (lambda: Defaults(retry={"attempts": 2}), "flowkit.Retry"),
     ],
