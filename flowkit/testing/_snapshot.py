@@ -27,11 +27,9 @@ def to_snapshot_json(data: Any) -> str:
     """The stored text of a snapshot: a ``WorkflowDocument`` / pydantic model / JSON value as canonical JSON."""
     from pydantic import BaseModel
 
-    from flowkit.document import WorkflowDocument, canonical_json
+    from flowkit.document import canonical_json
 
-    if isinstance(data, WorkflowDocument):
-        return data.to_json()
-    if isinstance(data, BaseModel):
+    if isinstance(data, BaseModel):  # a WorkflowDocument: exactly its to_json()
         return canonical_json(data.model_dump(mode="json"))
     try:
         return canonical_json(data)

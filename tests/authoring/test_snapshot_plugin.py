@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -52,21 +50,22 @@ def test_flow_snapshot_passes_fails_on_drift_and_updates(pytester: pytest.Pytest
 
     pytester.runpytest_subprocess("--snapshot-update", "-p", "no:cacheprovider").assert_outcomes(passed=1)
     assert '"timeout_seconds": 9.0' in stored.read_text()
-    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
 
 
-def test_flow_snapshot_rejects_data_that_is_not_json(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        test_bad=textwrap.dedent(
-            """
-            def test_bad(flow_snapshot):
-                assert object() == flow_snapshot
-            """
-        )
-    )
-    result = pytester.runpytest_subprocess("--snapshot-update", "-p", "no:cacheprovider")
-    result.assert_outcomes(failed=1)
-    assert (
-        "flow_snapshot stores a WorkflowDocument, a pydantic model or JSON data, got object"
-        in result.stdout.str()
-    )
+def test_snapshot_text_is_the_canonical_json_and_rejects_other_data() -> None:
+    from flowkit.testing._snapshot import to_snapshot_json
+
+    assert to_snapshot_json({"b": 1, "a": [1, 2]}) == '{\n  "a": [\n    1,\n    2\n  ],\n  "b": 1\n}\n'
+    with pytest.raises(
+        TypeError, match="flow_snapshot stores a WorkflowDocument, a pydantic model or JSON data, got object"
+    ):
+        to_snapshot_json(object())
+
+
+def test_snapshot_text_of_a_document_is_what_flowkit_compile_writes() -> None:
+    from flowkit import compile, job, workflow
+    from flowkit.testing._snapshot import to_snapshot_json
+
+    flow = workflow(name="small")(lambda: job("remote", target="fn", timeout=1))
+    doc = compile(flow)
+    assert to_snapshot_json(doc) == doc.to_json()
