@@ -202,7 +202,7 @@ class _Specs:
 
     def spec(self, entry: _Entry, condition: dict[str, Any] | None, handled: bool) -> dict[str, Any]:
         job = entry.job
-        job_input = _json(job.input, what=f"job {job.name!r}: input", problems=self.problems)
+        job_input = _json(dict(job.input), what=f"job {job.name!r}: input", problems=self.problems)
         timeout = job.timeout if job.timeout is not None else seconds(self.defaults.timeout, what="timeout")
         return {
             "name": job.name,

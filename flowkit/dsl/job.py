@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, overload
 
 from flowkit.dsl.expressions import Cond, Ref
@@ -25,6 +26,15 @@ class Job(Node):
     """One unit of work. Immutable: ``named()`` returns a renamed copy."""
 
     __slots__ = ("description", "fn", "input", "name", "needs", "qualifier", "retry", "target", "timeout")
+    name: str
+    fn: Body | None
+    timeout: float | None
+    retry: Retry | None
+    input: Mapping[str, Any]
+    description: str
+    target: str | None
+    qualifier: str | None
+    needs: tuple[str, ...]
 
     def __init__(
         self,
@@ -56,15 +66,19 @@ class Job(Node):
         if description is None:
             doc = inspect.getdoc(fn) if fn is not None else None
             description = doc.strip().splitlines()[0] if doc else ""
-        self.name = name
-        self.fn = fn
-        self.timeout = seconds(timeout, what=f"{where}: timeout=")
-        self.retry = retry
-        self.input: dict[str, Any] = dict(input or {})
-        self.description = description
-        self.target = target
-        self.qualifier = qualifier
-        self.needs: tuple[str, ...] = tuple(needs)
+        values: dict[str, Any] = {
+            "name": name,
+            "fn": fn,
+            "timeout": seconds(timeout, what=f"{where}: timeout="),
+            "retry": retry,
+            "input": MappingProxyType(dict(input or {})),
+            "description": description,
+            "target": target,
+            "qualifier": qualifier,
+            "needs": tuple(needs),
+        }
+        for attr, value in values.items():
+            object.__setattr__(self, attr, value)
 
     def named(self, name: str, **options: Any) -> Job:
         """A copy of this job under another name (to use the same body twice in a workflow).
@@ -83,7 +97,7 @@ class Job(Node):
             "fn": self.fn,
             "timeout": self.timeout,
             "retry": self.retry,
-            "input": self.input,
+            "input": dict(self.input),
             "description": self.description,
             "target": self.target,
             "qualifier": self.qualifier,

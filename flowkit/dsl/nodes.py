@@ -19,6 +19,11 @@ class Node:
 
     __slots__ = ()
 
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(
+            f"{type(self).__name__} is immutable: compose a new value (job.named(...), a >> b, ...) instead"
+        )
+
     def __rshift__(self, other: object) -> Sequence:
         if not isinstance(other, Node):
             return NotImplemented
@@ -41,9 +46,10 @@ class Sequence(Node):
     """Stages that run one after another."""
 
     __slots__ = ("items",)
+    items: tuple[Node, ...]
 
     def __init__(self, items: tuple[Node, ...]) -> None:
-        self.items = items
+        object.__setattr__(self, "items", items)
 
     def __repr__(self) -> str:
         return f"sequence({', '.join(map(repr, self.items))})"
@@ -53,9 +59,10 @@ class Parallel(Node):
     """Branches that start together; what follows waits for all of them."""
 
     __slots__ = ("items",)
+    items: tuple[Node, ...]
 
     def __init__(self, items: tuple[Node, ...]) -> None:
-        self.items = items
+        object.__setattr__(self, "items", items)
 
     def __repr__(self) -> str:
         return f"parallel({', '.join(map(repr, self.items))})"
@@ -65,11 +72,14 @@ class When(Node):
     """Exactly one arm runs, the other is skipped; what follows runs after whichever arm ran."""
 
     __slots__ = ("condition", "otherwise", "then")
+    condition: Cond
+    then: Node
+    otherwise: Node | None
 
     def __init__(self, condition: Cond, then: Node, otherwise: Node | None) -> None:
-        self.condition = condition
-        self.then = then
-        self.otherwise = otherwise
+        object.__setattr__(self, "condition", condition)
+        object.__setattr__(self, "then", then)
+        object.__setattr__(self, "otherwise", otherwise)
 
     def __repr__(self) -> str:
         return f"when({self.condition!r}, then={self.then!r}, otherwise={self.otherwise!r})"

@@ -202,3 +202,15 @@ def test_bodies_map_compiled_names_to_python_bodies_and_skip_body_less_jobs() ->
     bodies = flow.bodies()
     assert sorted(bodies) == ["a", "a-2"]
     assert bodies["a-2"]({"input": {"x": 1}}, None) == {"got": {"x": 1}}
+
+
+def test_jobs_and_compositions_are_immutable() -> None:
+    a = mk("a", input={"k": 1})
+    node = a >> mk("b")
+    with pytest.raises(AttributeError, match="Job is immutable"):
+        a.name = "other"  # type: ignore[misc]
+    with pytest.raises(AttributeError, match="Sequence is immutable"):
+        node.items = ()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        a.input["k"] = 2  # type: ignore[index]
+    assert dict(a.input) == {"k": 1}
