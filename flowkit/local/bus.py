@@ -23,12 +23,12 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
 from flowkit.local._activity import Activity
 from flowkit.local._context import LambdaContext
+from flowkit.local._pool import DaemonPool
 
 __all__ = ["HANDLERS", "DeadLetter", "Delivery", "EventBus", "routes"]
 
@@ -104,7 +104,7 @@ class EventBus:
         self._retry_delay = retry_delay
         self._chaos = chaos
         self._on_event = on_event
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flowkit-bus")
+        self._pool = DaemonPool(workers, "flowkit-bus")
         self._lock = threading.Condition()
         self.activity = activity or Activity()
         self._closed = False
@@ -163,7 +163,7 @@ class EventBus:
         self.activity.done(dropped)
         if dropped:
             logger.warning("bus closed with %d delayed deliveries not yet made", dropped)
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, timeout=10)
         if self._timer_thread is not None:
             self._timer_thread.join()
 
@@ -182,7 +182,13 @@ class EventBus:
 
     def _schedule(self, delivery: Delivery, delay: float) -> None:
         if delay <= 0:
-            self._pool.submit(self._deliver, delivery)
+            try:
+                self._pool.submit(self._deliver, delivery)
+            except RuntimeError:  # closed meanwhile
+                logger.warning(
+                    "delivery of %s to %s dropped: the bus is closed", delivery.key, delivery.handler
+                )
+                self.activity.done()
             return
         with self._lock:
             if self._closed:
@@ -208,7 +214,7 @@ class EventBus:
                 if self._closed:
                     return
                 _, _, delivery = heapq.heappop(self._timers)
-            self._pool.submit(self._deliver, delivery)
+            self._schedule(delivery, 0)
 
     def _deliver(self, delivery: Delivery) -> None:
         handler = self._handlers[delivery.handler]

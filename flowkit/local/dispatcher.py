@@ -13,13 +13,13 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flowkit.document import JobError
 from flowkit.errors import DispatchError, RejectedReport
 from flowkit.local._activity import Activity
 from flowkit.local._context import LambdaContext
+from flowkit.local._pool import DaemonPool
 from flowkit.local.mocks import Mocks
 from flowkit.runtime.report import Reporter
 
@@ -46,7 +46,7 @@ class LocalDispatcher:
         self._reporter = reporter
         self._bodies = dict(bodies)
         self._mocks = mocks or Mocks()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="flowkit-job")
+        self._pool = DaemonPool(workers, "flowkit-job")
         self.activity = activity or Activity()
         self._lock = threading.Lock()
         self._closed = False
@@ -68,7 +68,7 @@ class LocalDispatcher:
     def close(self, *, wait: bool = True) -> None:
         with self._lock:
             self._closed = True
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        self._pool.shutdown(wait=wait)
 
     # ------------------------------------------------------------------ one job run
 

@@ -238,3 +238,23 @@ def test_a_password_in_the_uri_is_not_printed(capsys: pytest.CaptureFixture[str]
     assert code == 1
     assert "s3cret" not in err
     assert "mongodb://app:***@127.0.0.1:1/" in err
+
+
+def test_a_timed_out_run_exits_without_waiting_for_the_stuck_job(tmp_path: Path) -> None:
+    flow = tmp_path / "stuck.py"
+    flow.write_text(
+        "import time\n"
+        "from flowkit import job, workflow\n\n"
+        "@job\n"
+        "def stuck(event, context=None):\n"
+        "    time.sleep(120)\n\n"
+        "@workflow(name='stuck')\n"
+        "def stuck_flow():\n"
+        "    return stuck\n"
+    )
+
+    # a stuck body must not keep the process alive: without daemon workers this takes 120 s
+    result = _subprocess(str(flow), "--timeout", "0.5")
+
+    assert result.returncode == 1
+    assert "did not finish within 0.5s; jobs not finished: stuck (running)" in result.stderr
