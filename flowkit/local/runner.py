@@ -370,6 +370,13 @@ def _wait(
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
+            if ended.is_set():
+                # The run has ended (a failure ends it at once); jobs that were already running
+                # may still report. Return the ended run rather than wait for them.
+                logger.warning(
+                    "run %s ended; gave up waiting for jobs still in flight after %gs", run_id, timeout
+                )
+                return
             raise RunError(
                 f"run '{run_id}' did not finish within {timeout:g}s; {_unfinished(fetch())}", run_id=run_id
             )

@@ -214,3 +214,28 @@ def test_chaos_delivers_more_than_the_routes_ask_for() -> None:
     expected = sum(len(routes(event.model_dump(mode="json"))) for event in run.events)
     assert run.status == "succeeded"
     assert run.deliveries > expected
+
+
+def test_a_run_that_failed_is_returned_even_if_a_parallel_job_is_still_running(states: Any) -> None:
+    from flowkit import parallel
+
+    release = threading.Event()
+
+    def slow(event: dict[str, Any], context: Any = None) -> None:
+        release.wait(10)
+
+    fast_failure = job(name="fails")(_raises)
+    slow_job = job(name="slow")(slow)
+
+    @workflow(name="fail-fast")
+    def fail_fast() -> Any:
+        return parallel(fast_failure, slow_job)
+
+    try:
+        run = run_workflow(fail_fast, timeout=1)
+    finally:
+        release.set()
+
+    assert run.status == "failed"
+    assert states(run)["fails"] == "failed"
+    assert states(run)["slow"] in ("dispatched", "running")  # in flight when the run ended
