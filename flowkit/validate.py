@@ -216,6 +216,15 @@ def _warn_missing_timeouts(d: _Doc) -> Iterator[str]:
             yield f"job {job.name!r} has no timeout: set @job(timeout=...) or Defaults(timeout=...)"
 
 
+def _warn_unimportable_handlers(d: _Doc) -> Iterator[str]:
+    for job in d.doc.jobs:
+        if job.handler is not None and ("<locals>" in job.handler or job.handler.startswith("__main__:")):
+            yield (
+                f"job {job.name!r} has body {job.handler!r}, which cannot be imported by name: "
+                "define it at the top level of an importable module"
+            )
+
+
 _ERRORS: Final[tuple[Callable[[_Doc], Iterator[str]], ...]] = (
     _check_names,
     _check_not_empty,
@@ -229,7 +238,10 @@ _ERRORS: Final[tuple[Callable[[_Doc], Iterator[str]], ...]] = (
     _check_timeouts,
     _check_retries,
 )
-_WARNINGS: Final[tuple[Callable[[_Doc], Iterator[str]], ...]] = (_warn_missing_timeouts,)
+_WARNINGS: Final[tuple[Callable[[_Doc], Iterator[str]], ...]] = (
+    _warn_missing_timeouts,
+    _warn_unimportable_handlers,
+)
 
 
 def validate_document(doc: WorkflowDocument) -> Report:

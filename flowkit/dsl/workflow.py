@@ -36,6 +36,10 @@ class Workflow:
             raise TypeError(f"workflow {name!r}: notify= must be a flowkit.Notify, got {notify!r}")
         if defaults is not None and not isinstance(defaults, Defaults):
             raise TypeError(f"workflow {name!r}: defaults= must be a flowkit.Defaults, got {defaults!r}")
+        if description is not None and not isinstance(description, str):
+            raise TypeError(f"workflow {name!r}: description= must be a str, got {description!r}")
+        if not callable(builder):
+            raise TypeError(f"@workflow decorates a function returning the composition, got {builder!r}")
         if description is None:
             doc = inspect.getdoc(builder)
             description = doc.strip().splitlines()[0] if doc else ""

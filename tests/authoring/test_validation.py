@@ -215,3 +215,16 @@ def test_validate_a_document_with_a_malformed_condition() -> None:
 
 def test_validate_an_empty_document() -> None:
     assert "workflow 'nightly-etl' has no jobs" in validate(_doc(jobs=[], phases=[])).errors
+
+
+def test_a_body_that_cannot_be_imported_by_name_is_a_warning() -> None:
+    def local_body(event: dict[str, Any], context: Any = None) -> None:
+        return None
+
+    report = validate(flow(job(name="inner", timeout=1)(local_body)))
+    assert report.errors == []
+    [warning] = report.warnings
+    assert warning.startswith(
+        "job 'inner' has body 'test_validation:test_a_body_that_cannot_be_imported_by_name"
+    )
+    assert warning.endswith("cannot be imported by name: define it at the top level of an importable module")
