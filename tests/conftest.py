@@ -127,3 +127,12 @@ def any_database(request: pytest.FixtureRequest) -> Any:
     if request.param == "embedded":
         return request.getfixturevalue("database")
     return request.getfixturevalue("wire_database")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # When a hypothesis test fails, hypothesis imports libcst to suggest an @example patch; libcst
+    # triggers a DeprecationWarning from mypy_extensions, which `filterwarnings = error` would turn
+    # into an INTERNALERROR hiding the real failure report.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
+    )

@@ -38,11 +38,16 @@ Doc = dict[str, Any]
 _OUTCOMES = {"success": "succeeded", "failed": "failed"}
 
 
-def status_from_event(event: Mapping[str, Any]) -> Doc:
-    """The status document carried by an EventBridge envelope, as a plain dict (``EventError`` if bad)."""
+def status_from_event(
+    event: Mapping[str, Any], *, database: str | None = None, collection: str | None = None
+) -> Doc:
+    """The status document carried by an EventBridge envelope, as a plain dict (``EventError`` if bad).
+
+    ``database`` / ``collection``, when given, must be the namespace the event says it comes from.
+    """
     from flowkit.runtime.events import parse_event
 
-    status = parse_event(dict(event))
+    status = parse_event(dict(event), database=database, collection=collection)
     error = getattr(status, "error", None)
     return {
         "key": status.key,
@@ -89,7 +94,7 @@ class Runtime:
 
     def statemachine_job(self, event: Mapping[str, Any], context: Any = None) -> Doc:
         """Record a job's ``success``/``failed`` outcome, advance the phase, end the run if it is over."""
-        status = status_from_event(event)
+        status = self._parse(event)
         if status["job"] is None or status["status"] not in _OUTCOMES:
             return self._ignored(status, "statemachine_job handles job-level success/failed only")
         run = self._record(status)
@@ -100,7 +105,7 @@ class Runtime:
 
     def orchestrator_job(self, event: Mapping[str, Any], context: Any = None) -> Doc:
         """On the run's ``started`` event and on job outcomes: skip and dispatch every ready job."""
-        status = status_from_event(event)
+        status = self._parse(event)
         if status["job"] is None:
             if status["status"] != "started":
                 return self._ignored(status, "workflow-level end events need no orchestration")
@@ -128,7 +133,7 @@ class Runtime:
         """Send the event to the configured channel if the run's notification settings ask for it."""
         from flowkit.runtime.events import parse_event
 
-        status = parse_event(dict(event))
+        status = parse_event(dict(event), **self._namespace())
         notifier = self._get_notifier()
         if notifier is None:
             logger.info("no notifier configured; %s not sent", status.key)
@@ -143,6 +148,12 @@ class Runtime:
         return {"run_id": status.run_id, "action": "notified", "sent": sent}
 
     # ------------------------------------------------------------------ steps
+
+    def _namespace(self) -> dict[str, str]:
+        return {"database": self.store.database.name, "collection": self.store.statuses.name}
+
+    def _parse(self, event: Mapping[str, Any]) -> Doc:
+        return status_from_event(event, **self._namespace())
 
     def _ignored(self, status: Mapping[str, Any], why: str) -> Doc:
         logger.debug("ignoring %s: %s", status["key"], why)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flowkit.document import JobSpec, Phase, Target, WorkflowDocument, content_version
@@ -136,7 +137,7 @@ class World:
         self.executed = 0
 
     def _on_status(self, doc: dict[str, Any]) -> None:
-        envelope = to_envelope(doc, database="flowkit", collection=STATUSES)
+        envelope = to_envelope(doc, database=self.store.database.name, collection=STATUSES)
         with self.lock:
             self.statuses.append(doc)
             for handler in routes(doc):
@@ -153,20 +154,26 @@ class World:
         with self.lock:
             return self.dispatcher.dispatched[self.executed :]
 
-    def execute(self, index: int = 0) -> None:
-        """The job side: the ``index``-th not-yet-run dispatch reports started, then its outcome."""
+    def take_job(self, index: int = 0) -> tuple[str, str, int]:
+        """Mark the ``index``-th not-yet-run dispatch as taken by the job side and return it."""
         with self.lock:
-            pending = self.dispatcher.dispatched[self.executed :]
-            run_id, name, attempt = pending[index]
-            # keep the list order meaningful: move the chosen one to the executed prefix
             chosen = self.dispatcher.dispatched.pop(self.executed + index)
             self.dispatcher.dispatched.insert(self.executed, chosen)
             self.executed += 1
+            return chosen
+
+    def report_job(self, dispatch: tuple[str, str, int]) -> None:
+        """The job side of one dispatch: report ``started``, then its scripted outcome."""
+        run_id, name, attempt = dispatch
         self.reporter.started(run_id, name, attempt)
         if self.outcomes.get(name, "success") == "fail":
             self.reporter.failed(run_id, name, attempt, "ValueError", f"{name} broke")
         else:
             self.reporter.succeeded(run_id, name, attempt, self.outputs.get(name, {"job": name}))
+
+    def execute(self, index: int = 0) -> None:
+        """Take the ``index``-th not-yet-run dispatch and report it."""
+        self.report_job(self.take_job(index))
 
     def drain(self) -> None:
         """Deliver everything and run every job, in FIFO order, until quiet."""
@@ -187,3 +194,152 @@ class World:
             for s in self.store.statuses.find({"run_id": run_id, "job": None})
             if s["status"] in ("success", "failed")
         ]
+
+
+# ---------------------------------------------------------------------- scenarios
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A workflow, how its jobs behave, and what must be true once everything has been delivered."""
+
+    name: str
+    document: WorkflowDocument
+    input: dict[str, Any]
+    states: dict[str, str | frozenset[str]]  # expected final state of every job (or the possible ones)
+    status: str  # expected run status
+    outcomes: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def allows(self, job_name: str, state: str) -> bool:
+        expected = self.states[job_name]
+        return state == expected if isinstance(expected, str) else state in expected
+
+    @property
+    def dispatched(self) -> set[str]:
+        """Jobs that are always dispatched."""
+        return {name for name, state in self.states.items() if state in ("succeeded", "failed")}
+
+
+def _compiled(name: str) -> WorkflowDocument:
+    from flowkit import compile
+    from flowkit.loader import load_workflows
+
+    folder = Path(__file__).resolve().parents[2] / "workflows"
+    (workflow,) = [wf for wf in load_workflows(str(folder)) if wf.name == name]
+    return compile(workflow)
+
+
+def scenarios() -> list[Scenario]:
+    """Sequences, parallel joins, `when` with skip propagation, handled and unhandled failures."""
+    not_full = {"op": "not", "args": [input_eq("mode", "full")]}
+    order = _compiled("order-pipeline")
+    order_states = {spec.name: "succeeded" for spec in order.jobs}
+    handled = dict(order_states, charge="failed", ship="skipped")
+    handled["send-receipt"] = "skipped"
+    happy = dict(order_states)
+    happy["release-stock"] = "skipped"
+    happy["notify-customer"] = "skipped"
+    etl = _compiled("nightly-etl")
+    nested = _compiled("nested")
+    return [
+        Scenario(
+            "sequence",
+            document("sequence", [job("a"), job("b", "a"), job("c", "b")]),
+            {},
+            {"a": "succeeded", "b": "succeeded", "c": "succeeded"},
+            "succeeded",
+        ),
+        Scenario(
+            "join",
+            document(
+                "join", [job("a"), job("b", "a"), job("c", "a"), job("d", "a"), job("e", "b", "c", "d")]
+            ),
+            {},
+            dict.fromkeys("abcde", "succeeded"),
+            "succeeded",
+        ),
+        Scenario(
+            "when-skip",
+            document(
+                "when-skip",
+                [
+                    job("a"),
+                    job("b", "a", condition=input_eq("mode", "full")),
+                    job("c", "b", condition=input_eq("mode", "full")),
+                    job("d", "a", condition=not_full),
+                    job("e", "c", "d"),
+                ],
+            ),
+            {"mode": "quick"},
+            {"a": "succeeded", "b": "skipped", "c": "skipped", "d": "succeeded", "e": "succeeded"},
+            "succeeded",
+        ),
+        Scenario(
+            "skip-at-start",
+            document("skip-at-start", [job("x", condition=input_eq("go", True)), job("y", "x")]),
+            {"go": False},
+            {"x": "skipped", "y": "succeeded"},
+            "succeeded",
+        ),
+        Scenario(
+            "skip-race",
+            document("skip-race", [job("p"), job("q", "p", condition=input_eq("go", True)), job("r")]),
+            {"go": False},
+            {"p": "succeeded", "q": "skipped", "r": "succeeded"},
+            "succeeded",
+        ),
+        Scenario(
+            "output-condition",
+            etl,
+            {},
+            {spec.name: "succeeded" for spec in etl.jobs} | {"load": "skipped"},
+            "succeeded",
+            outputs={"extract": {"rows": 0}},
+        ),
+        Scenario("order-happy", order, {}, happy, "succeeded"),
+        Scenario("handled-failure", order, {}, handled, "succeeded", outcomes={"charge": "fail"}),
+        Scenario(
+            "unhandled-failure",
+            document("unhandled", [job("a"), job("b", "a"), job("c", "a"), job("d", "b", "c")]),
+            {},
+            # c is claimed by the same invocation as b: if b's failure ends the run first, c never starts
+            {"a": "succeeded", "b": "failed", "c": frozenset({"succeeded", "pending"}), "d": "pending"},
+            "failed",
+            outcomes={"b": "fail"},
+        ),
+        Scenario(
+            "nested",
+            nested,
+            {"publish": False},
+            {spec.name: "succeeded" for spec in nested.jobs} | {"publish": "skipped"},
+            "succeeded",
+        ),
+        Scenario("empty", document("empty", [], phases=[]), {}, {}, "succeeded"),
+    ]
+
+
+def check_invariants(world: World, scenario: Scenario, run_id: str) -> None:
+    """What must hold once every delivery was made and every dispatched job has reported."""
+    run = world.store.get_run(run_id)
+    assert run is not None
+    dispatches = [
+        (job_name, attempt) for rid, job_name, attempt in world.dispatcher.dispatched if rid == run_id
+    ]
+    # each job dispatched exactly once per attempt, and only the ones that should run
+    assert sorted(dispatches) == sorted(set(dispatches)), f"dispatched twice: {dispatches}"
+    assert all(attempt == 1 for _, attempt in dispatches)
+    states = {name: j["state"] for name, j in run["jobs"].items()}
+    assert set(states) == set(scenario.states)
+    wrong = {name: state for name, state in states.items() if not scenario.allows(name, state)}
+    assert wrong == {}, f"unexpected final states {wrong} (all: {states})"
+    # no outcome lost: a job was dispatched exactly when it ended succeeded or failed
+    assert {name for name, _ in dispatches} == {n for n, s in states.items() if s in ("succeeded", "failed")}
+    for name, state in states.items():
+        if state == "succeeded":
+            assert run["jobs"][name]["output"] == scenario.outputs.get(name, {"job": name})
+    # the run ended exactly once, with one workflow-level end event
+    assert (run["status"], run["phase"]) == (scenario.status, None)
+    ends = world.end_events(run_id)
+    assert [e["status"] for e in ends] == ["success" if scenario.status == "succeeded" else "failed"]
+    assert world.runtime.rejections == {}, world.runtime.rejections

@@ -1,0 +1,141 @@
+"""The store's atomic transitions, on the embedded database and over the wire."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from _harness import RUNS, STATUSES, document, job
+
+from flowkit.document import status_key as document_status_key
+from flowkit.runtime.start import new_run_document
+from flowkit.runtime.store import Store, make_status, status_key
+
+
+@pytest.fixture
+def store(any_database: Any) -> Store:
+    store = Store(any_database, runs=RUNS, statuses=STATUSES)
+    store.ensure_indexes()
+    return store
+
+
+@pytest.fixture
+def run_id(store: Store) -> str:
+    doc = document("wf", [job("a"), job("b", "a")])
+    assert store.insert_run(new_run_document(doc, {"k": 1}, "r-1"))
+    return "r-1"
+
+
+def test_status_key_matches_the_document_models() -> None:
+    assert status_key("r", None, 0, "started") == document_status_key("r", None, 0, "started")
+    assert status_key("r", "a", 2, "failed") == document_status_key("r", "a", 2, "failed")
+
+
+def test_ensure_indexes_is_idempotent_and_makes_the_status_key_unique(store: Store) -> None:
+    store.ensure_indexes()
+    store.ensure_indexes()
+    seen: list[str] = []
+    store.on_status = lambda doc: seen.append(doc["key"])
+
+    first = store.insert_status(make_status("r", "wf", "a", 1, "success", output={"x": 1}))
+    second = store.insert_status(make_status("r", "wf", "a", 1, "success", output={"x": 2}))
+
+    assert (first, second) == (True, False)
+    assert seen == ["r/a/1/success"]
+    assert store.statuses.count_documents({"key": "r/a/1/success"}) == 1
+
+
+def test_insert_run_refuses_a_second_run_with_the_same_id(store: Store, run_id: str) -> None:
+    doc = document("wf", [job("a")])
+    assert store.insert_run(new_run_document(doc, {}, run_id)) is False
+    assert store.get_run(run_id)["input"] == {"k": 1}
+
+
+def test_a_job_is_claimed_once(store: Store, run_id: str) -> None:
+    assert store.claim(run_id, "a", 0) is True
+    assert store.claim(run_id, "a", 0) is False
+    job_doc = store.get_run(run_id)["jobs"]["a"]
+    assert (job_doc["state"], job_doc["attempt"]) == ("dispatched", 1)
+
+
+def test_claims_stop_once_the_run_ended(store: Store, run_id: str) -> None:
+    assert store.end_run(run_id, "failed", phase_index=2)
+    assert store.claim(run_id, "a", 0) is False
+    assert store.skip(run_id, "a", 0) is None
+
+
+def test_recording_an_outcome_needs_an_open_job_at_that_attempt(store: Store, run_id: str) -> None:
+    assert store.record_outcome(run_id, "a", 1, state="succeeded", output={"rows": 1}) is None  # pending
+    store.claim(run_id, "a", 0)
+    assert store.record_outcome(run_id, "a", 2, state="succeeded") is None  # wrong attempt
+
+    after = store.record_outcome(run_id, "a", 1, state="succeeded", output={"rows": 1, "none": None})
+
+    assert after is not None
+    assert after["jobs"]["a"]["state"] == "succeeded"
+    assert after["jobs"]["a"]["output"] == {"rows": 1, "none": None}
+    assert store.record_outcome(run_id, "a", 1, state="failed", error={"type": "E", "message": "m"}) is None
+
+
+def test_started_moves_dispatched_to_running_once(store: Store, run_id: str) -> None:
+    store.claim(run_id, "a", 0)
+    header = store.mark_running(run_id, "a", 1)
+    assert header is not None and header["workflow"] == "wf"
+    assert store.mark_running(run_id, "a", 1) is None
+    assert store.get_run(run_id)["jobs"]["a"]["state"] == "running"
+
+
+def test_release_gives_a_claim_back(store: Store, run_id: str) -> None:
+    store.claim(run_id, "a", 0)
+    assert store.release(run_id, "a", 1) is True
+    assert store.release(run_id, "a", 1) is False
+    job_doc = store.get_run(run_id)["jobs"]["a"]
+    assert (job_doc["state"], job_doc["attempt"]) == ("pending", 0)
+    assert store.claim(run_id, "a", 0) is True
+
+
+def test_the_run_ends_once(store: Store, run_id: str) -> None:
+    assert store.end_run(run_id, "succeeded", phase_index=2) is True
+    assert store.end_run(run_id, "failed", phase_index=2) is False
+    run = store.get_run(run_id)
+    assert (run["status"], run["phase"]) == ("succeeded", None)
+
+
+def test_the_phase_only_moves_forward(store: Store, run_id: str) -> None:
+    assert store.advance_phase(run_id, 1, "b") is True
+    assert store.advance_phase(run_id, 1, "b") is False
+    assert store.advance_phase(run_id, 0, "a") is False
+    assert store.get_run(run_id)["phase"] == "b"
+
+
+def test_read_job_projects_one_job(store: Store, run_id: str) -> None:
+    header, job_doc = store.read_job(run_id, "b")
+    assert header is not None and header["workflow"] == "wf"
+    assert job_doc is not None and job_doc["state"] == "pending"
+    assert store.read_job(run_id, "nope")[1] is None
+    assert store.read_job("missing", "a") == (None, None)
+
+
+def test_read_notifications(store: Store, run_id: str) -> None:
+    assert store.read_notifications(run_id) == {
+        "slack_channel": None,
+        "on": ["run.failed", "job.failed"],
+        "mention": None,
+        "webhook": False,
+    }
+    assert store.read_notifications("missing") is None
+
+
+def test_times_set_by_a_transition_read_back_as_dates(store: Store, run_id: str, request: Any) -> None:
+    # MongoDB keeps a datetime written with $set on a dotted path a BSON date. The nx-27017 stand-in
+    # stores it as a string: a known stand-in quirk, documented in docs/runtime.md.
+    if "wire" in request.node.callspec.id and getattr(
+        request.getfixturevalue("wire_server"), "stand_in", False
+    ):
+        pytest.xfail("nx-27017 turns a datetime written by $set on a dotted path into a string")
+    at = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+    store.claim(run_id, "a", 0, at=at)
+    stored = store.get_run(run_id)["jobs"]["a"]["dispatched_at"]
+    assert isinstance(stored, datetime)
+    assert stored.replace(tzinfo=UTC) == at
