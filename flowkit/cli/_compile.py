@@ -67,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
     docs = compile_documents(args.target)
     several = len(docs) > 1
     if args.check:
-        return _check(docs, Path(args.check), several)
+        code = _check(docs, Path(args.check), several)
+        if Path(args.target).is_dir() and Path(args.check).is_dir():
+            code = max(code, _stale(docs, Path(args.check)))
+        return code
     if args.output is None:
         if several:
             names = ", ".join(doc.name for doc in docs)
@@ -127,6 +130,15 @@ def _check(docs: list[WorkflowDocument], path: Path, several: bool) -> int:
         if len(diff) > _DIFF_LINES:
             print(f"... ({len(diff) - _DIFF_LINES} more diff lines)", file=sys.stderr)
     return 1 if drift else 0
+
+
+def _stale(docs: list[WorkflowDocument], folder: Path) -> int:
+    """Committed ``<name>.json`` files of a whole folder that no workflow compiles to any more."""
+    expected = {f"{doc.name}.json" for doc in docs}
+    stale = sorted(p for p in folder.glob("*.json") if p.name not in expected)
+    for path in stale:
+        print(f"drift: {path} has no workflow any more (delete it)", file=sys.stderr)
+    return 1 if stale else 0
 
 
 def _version(text: str) -> str:

@@ -73,6 +73,10 @@ def test_compile_folder_writes_one_file_per_workflow_and_check_passes(tmp_path: 
     check = flowkit("compile", "workflows", "--check", str(out))
     assert check.returncode == 0, check.stderr
     assert "up to date" in check.stderr
+    (out / "retired.json").write_text("{}")
+    stale = flowkit("compile", "workflows", "--check", str(out))
+    assert stale.returncode == 1
+    assert f"drift: {out / 'retired.json'} has no workflow any more (delete it)" in stale.stderr
 
 
 def test_compile_folder_without_output_asks_for_a_folder() -> None:
