@@ -10,7 +10,6 @@ and waits until the run has ended and nothing is left in flight, then returns th
 from __future__ import annotations
 
 import functools
-import importlib
 import json
 import logging
 import random
@@ -23,11 +22,12 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from flowkit.document import Run, StatusEvent, WorkflowDocument
-from flowkit.errors import InvalidMock, LoadError, RunError
+from flowkit.document import Run, StatusEvent
+from flowkit.errors import RunError
 from flowkit.local._activity import Activity
+from flowkit.local._target import Runnable, check_runnable, resolve
 from flowkit.local.bus import DeadLetter, EventBus
-from flowkit.local.dispatcher import Body, LocalDispatcher
+from flowkit.local.dispatcher import LocalDispatcher
 from flowkit.local.mocks import Mocks, mocks_from
 from flowkit.runtime.config import Settings
 
@@ -88,84 +88,6 @@ class LocalRun:
         return json.dumps(self.run.model_dump(mode="json", by_alias=True), indent=2, sort_keys=True)
 
 
-# --------------------------------------------------------------------------- resolving the workflow
-
-
-def _import_handler(job: str, handler: str) -> Body:
-    module_name, _, qualname = handler.partition(":")
-    try:
-        target: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise LoadError(f"job '{job}': cannot import its body {handler!r}: {exc}", job=job) from exc
-    # a decorated job may wrap its function; the compiled handler names the job object
-    body = getattr(target, "body", None) or getattr(target, "fn", None) or target
-    if not callable(body):
-        raise LoadError(f"job '{job}': {handler!r} is not callable", job=job)
-    return body  # type: ignore[no-any-return]
-
-
-@dataclass(frozen=True)
-class Runnable:
-    """A compiled workflow with the Python bodies of its jobs (job name -> body)."""
-
-    document: WorkflowDocument
-    bodies: Mapping[str, Body]
-
-
-def resolve(workflow: Any) -> Runnable:
-    """The compiled document and the Python bodies of ``workflow``.
-
-    ``workflow`` is a DSL workflow, a ``WorkflowDocument`` (bodies imported from each job's
-    ``handler``), a ``Runnable``, or a CLI target string naming exactly one workflow.
-    """
-    if isinstance(workflow, Runnable):
-        return workflow
-    if isinstance(workflow, str):
-        from flowkit.loader import load_workflows
-
-        found = load_workflows(workflow)
-        if len(found) != 1:
-            names = ", ".join(sorted(str(getattr(w, "name", w)) for w in found))
-            raise LoadError(
-                f"{workflow}: expected one workflow, found {len(found)} ({names}); use file.py:attr"
-            )
-        workflow = found[0]
-    if isinstance(workflow, WorkflowDocument):
-        bodies = {
-            spec.name: _import_handler(spec.name, spec.handler) for spec in workflow.jobs if spec.handler
-        }
-        return Runnable(workflow, bodies)
-    if callable(getattr(workflow, "bodies", None)):
-        from flowkit.compiler import compile as compile_workflow
-
-        document = compile_workflow(workflow)
-        return Runnable(document, dict(workflow.bodies()))
-    raise LoadError(
-        f"cannot run {type(workflow).__name__!s} {workflow!r}: expected a workflow, a WorkflowDocument "
-        "or a target such as workflows/nightly_etl.py"
-    )
-
-
-def check_runnable(document: WorkflowDocument, bodies: Mapping[str, Body], mocks: Mocks) -> None:
-    """Every mock names a job, and every job has a body or a mock; else ``InvalidMock``."""
-    mocks.check_jobs(document)
-    missing = [spec for spec in document.jobs if spec.name not in bodies and spec.name not in mocks]
-    if not missing:
-        return
-    lines = []
-    for spec in missing:
-        target = f" (it runs Lambda '{spec.target.function}')" if spec.target.function else ""
-        lines.append(
-            f"job '{spec.name}' has no Python body{target}, so a local run needs its outcome mocked: "
-            f"--mock {spec.name}=@output.json, a mock file entry "
-            f'{{"jobs": {{"{spec.name}": [{{"success": {{...}}}}]}}}}, '
-            f"or run_workflow(..., mocks={{'{spec.name}': {{...}}}})"
-        )
-    raise InvalidMock("; ".join(lines), workflow=document.name, job=missing[0].name)
-
-
 # --------------------------------------------------------------------------- the run
 
 
@@ -206,6 +128,35 @@ def _dead(letters: list[DeadLetter]) -> str:
     return f"; {count}: {shown}"
 
 
+def _open_database(
+    database: Any, mongo_uri: str | None, settings: Settings, run_id: str
+) -> tuple[Any, Any, RunLocation]:
+    """``(database, client to close or None, location)``: the given one, MongoDB, or a new embedded one."""
+    client: Any = None
+    if database is None and mongo_uri:
+        import pymongo
+
+        options: dict[str, Any] = {"tz_aware": True}
+        if "serverselectiontimeoutms" not in mongo_uri.lower():
+            options["serverSelectionTimeoutMS"] = 5000
+        try:
+            client = pymongo.MongoClient(mongo_uri, **options)
+        except (pymongo.errors.PyMongoError, ValueError) as exc:
+            raise RunError(f"--mongo-uri {_redact(mongo_uri)}: {exc}") from exc
+        database = client[settings.database]
+    elif database is None:
+        from flowkit.local.embedded import embedded_database
+
+        database = embedded_database(settings.database)
+    location = RunLocation(
+        database=str(getattr(database, "name", settings.database)),
+        collection=settings.runs_collection,
+        run_id=run_id,
+        uri=_redact(mongo_uri) if mongo_uri and client is not None else None,
+    )
+    return database, client, location
+
+
 def run_workflow(
     workflow_or_document: Any,
     input: Mapping[str, Any] | None = None,
@@ -244,29 +195,7 @@ def run_workflow(
     settings = settings or Settings.from_env()
     run_id = run_id or _new_run_id(document.name)
 
-    client: Any = None
-    if database is None and mongo_uri:
-        import pymongo
-
-        options: dict[str, Any] = {"tz_aware": True}
-        if "serverselectiontimeoutms" not in mongo_uri.lower():
-            options["serverSelectionTimeoutMS"] = 5000
-        try:
-            client = pymongo.MongoClient(mongo_uri, **options)
-        except (pymongo.errors.PyMongoError, ValueError) as exc:
-            raise RunError(f"--mongo-uri {_redact(mongo_uri)}: {exc}") from exc
-        database = client[settings.database]
-    elif database is None:
-        from flowkit.local.embedded import embedded_database
-
-        database = embedded_database()
-    location = RunLocation(
-        database=str(getattr(database, "name", settings.database)),
-        collection=settings.runs_collection,
-        run_id=run_id,
-        uri=_redact(mongo_uri) if mongo_uri and client is not None else None,
-    )
-
+    database, client, location = _open_database(database, mongo_uri, settings, run_id)
     activity = Activity()
     ended = threading.Event()
 

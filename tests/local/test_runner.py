@@ -239,3 +239,51 @@ def test_a_run_that_failed_is_returned_even_if_a_parallel_job_is_still_running(s
     assert run.status == "failed"
     assert states(run)["fails"] == "failed"
     assert states(run)["slow"] in ("dispatched", "running")  # in flight when the run ended
+
+
+def test_a_compiled_document_runs_with_bodies_imported_from_its_handlers() -> None:
+    from flowkit.compiler import compile as compile_workflow
+
+    document = compile_workflow(example("order_pipeline"))
+
+    run = run_workflow(document, {"order_id": "o-3", "card": "declined"})
+
+    assert run.status == "succeeded"
+    assert run.jobs["charge"].error is not None
+    assert run.jobs["charge"].error.type == "CardDeclined"
+
+
+def test_a_target_string_runs_its_one_workflow() -> None:
+    from tests.local.conftest import WORKFLOWS
+
+    run = run_workflow(f"{WORKFLOWS / 'nightly_etl.py'}:nightly_etl", {"date": "2026-11-27", "rows": 0})
+
+    assert run.jobs["load"].state == "skipped"
+
+
+def test_a_target_with_several_workflows_is_refused() -> None:
+    from flowkit.errors import LoadError
+    from tests.local.conftest import WORKFLOWS
+
+    with pytest.raises(
+        LoadError, match=r"expected one workflow, found 4 \(fan-out, nested, nightly-etl, order-pipeline\)"
+    ):
+        run_workflow(str(WORKFLOWS))
+
+
+def test_a_handler_that_cannot_be_imported_names_the_job() -> None:
+    from flowkit.compiler import compile as compile_workflow
+    from flowkit.errors import LoadError
+
+    document = compile_workflow(example("nightly_etl"))
+    broken = document.model_copy(
+        update={
+            "jobs": [
+                s.model_copy(update={"handler": "nowhere.module:fn"}) if s.name == "load" else s
+                for s in document.jobs
+            ]
+        }
+    )
+
+    with pytest.raises(LoadError, match=r"job 'load': cannot import its body 'nowhere.module:fn'"):
+        run_workflow(broken)
