@@ -1,0 +1,98 @@
+"""`flowkit start` as a subprocess against the wire server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ORDER = str(ROOT / "workflows" / "order_pipeline.py")
+
+
+def flowkit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("FLOWKIT_")}
+    base["FLOWKIT_RUNS_COLLECTION"] = "state_machines"  # nx-27017 rejects hyphens in names
+    return subprocess.run(
+        [sys.executable, "-m", "flowkit", "start", *args],
+        capture_output=True,
+        text=True,
+        env={**base, **(env or {})},
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def target(wire_server: Any, wire_database: Any) -> list[str]:
+    return ["--mongo-uri", wire_server.uri, "--database", wire_database.name]
+
+
+def test_start_prints_the_run_id_and_is_idempotent(target: list[str], wire_database: Any) -> None:
+    first = flowkit(ORDER, "--input", '{"order_id": "o-1", "amount": 12.5}', "--run-id", "order-1", *target)
+    second = flowkit(ORDER, "--input", '{"order_id": "o-1", "amount": 12.5}', "--run-id", "order-1", *target)
+
+    assert (first.returncode, first.stdout, first.stderr) == (0, "order-1\n", "")
+    assert (second.returncode, second.stdout) == (0, "order-1\n")
+    run = wire_database["state_machines"].find_one({"_id": "order-1"})
+    assert run["workflow"] == "order-pipeline" and run["input"] == {"order_id": "o-1", "amount": 12.5}
+    assert {j["state"] for j in run["jobs"].values()} == {"pending"}
+    assert [s["key"] for s in wire_database["statuses"].find({})] == ["order-1/*/0/started"]
+
+
+def test_a_generated_run_id_is_printed(target: list[str], wire_database: Any) -> None:
+    result = flowkit(ORDER, *target)
+    run_id = result.stdout.strip()
+    assert result.returncode == 0 and run_id.startswith("order-pipeline-")
+    assert wire_database["state_machines"].find_one({"_id": run_id})["input"] == {}
+
+
+def test_the_mongo_uri_can_come_from_the_environment(wire_server: Any, wire_database: Any) -> None:
+    env = {"FLOWKIT_MONGO_URI": wire_server.uri, "FLOWKIT_DATABASE": wire_database.name}
+    assert flowkit(ORDER, "--run-id", "env-1", env=env).stdout == "env-1\n"
+    assert wire_database["state_machines"].count_documents({"_id": "env-1"}) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--input", "{oops"],
+            "error: --input is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2",
+        ),
+        (["--input", "[1]"], "error: --input must be a JSON object, got list"),
+        (["--run-id", "x", "--workflow", "nope"], "has no workflow named 'nope'"),
+    ],
+)
+def test_bad_arguments_are_reported_and_nothing_is_written(
+    target: list[str], wire_database: Any, args: list[str], message: str
+) -> None:
+    result = flowkit(ORDER, *args, *target)
+    assert result.returncode == 1
+    assert message in result.stderr
+    assert wire_database["state_machines"].count_documents({}) == 0
+
+
+def test_a_folder_with_several_workflows_needs_a_name(target: list[str], wire_database: Any) -> None:
+    result = flowkit(str(ROOT / "workflows"), *target)
+    assert result.returncode == 1
+    assert "pick one with --workflow NAME" in result.stderr
+    named = flowkit(str(ROOT / "workflows"), "--workflow", "nested", "--run-id", "n-1", *target)
+    assert named.stdout == "n-1\n"
+
+
+def test_without_a_database_the_command_says_how_to_give_one() -> None:
+    result = flowkit(ORDER)
+    assert result.returncode == 1
+    assert "pass --mongo-uri URI or set FLOWKIT_MONGO_URI" in result.stderr
+
+
+def test_the_same_run_id_with_another_input_is_refused(target: list[str]) -> None:
+    assert flowkit(ORDER, "--run-id", "o", "--input", '{"a": 1}', *target).returncode == 0
+    result = flowkit(ORDER, "--run-id", "o", "--input", '{"a": 2}', *target)
+    assert result.returncode == 1
+    assert "error: run 'o' already exists with a different input: choose another run id" in result.stderr

@@ -1,0 +1,87 @@
+"""Lambda cold start: what importing (and using) the handlers loads, checked in a fresh interpreter.
+
+Import times are measured by ``benchmarks/bench_runtime.py``, not asserted here.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+# Never in a Lambda container running the handlers.
+FORBIDDEN = [
+    "networkx",
+    "graphviz",
+    "rich",
+    "flowkit.dsl",
+    "flowkit.compiler",
+    "flowkit.validate",
+    "flowkit.cli",
+    "flowkit.diagram",
+    "flowkit.loader",
+]
+# Not at import time: loaded on first use (pydantic with the event parser; boto3 and slack_sdk with
+# their clients), so that importing the handlers costs next to nothing beyond pymongo.
+DEFERRED = [
+    "pydantic",
+    "boto3",
+    "botocore",
+    "slack_sdk",
+    "flowkit.document",
+    "flowkit.runtime.events",
+    "flowkit.runtime.notify",
+]
+
+
+def loaded_after(code: str) -> list[str]:
+    """Top-level modules and flowkit modules loaded after running ``code`` in a fresh interpreter."""
+    script = textwrap.dedent(code) + textwrap.dedent(
+        """
+        import json, sys
+        print(json.dumps(sorted(sys.modules)))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    modules: list[str] = json.loads(result.stdout.splitlines()[-1])
+    return modules
+
+
+def found(modules: list[str], names: list[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in names))
+
+
+def test_importing_the_handlers_loads_nothing_heavy() -> None:
+    modules = loaded_after("import flowkit.runtime.handlers, flowkit.runtime.report")
+    assert "pymongo" in modules  # the check sees what was imported
+    assert found(modules, FORBIDDEN) == []
+    assert found(modules, DEFERRED) == []
+
+
+def test_handling_events_still_loads_no_authoring_code() -> None:
+    modules = loaded_after(
+        """
+        from flowkit.local.embedded import embedded_database
+        from flowkit.runtime.events import to_envelope
+        from flowkit.runtime.handlers import Runtime
+        from flowkit.runtime.store import Store, make_status
+
+        class Dispatcher:
+            def dispatch(self, spec, payload):
+                pass
+
+        store = Store(embedded_database("cold"))
+        store.runs.insert_one({
+            "_id": "r", "workflow": "wf", "version": "v", "input": {}, "status": "running", "phase": "a",
+            "phase_index": 0, "config": {"name": "wf", "phases": [{"name": "a", "jobs": ["a"]}],
+            "jobs": [{"name": "a", "phase": "a", "target": {"function": "fn"}, "needs": []}]},
+            "jobs": {"a": {"state": "pending", "attempt": 0, "output": None}},
+        })
+        event = to_envelope(make_status("r", "wf", None, 0, "started"), database="cold", collection="statuses")
+        result = Runtime(store, Dispatcher()).orchestrator_job(event, None)
+        assert result["dispatched"] == ["a"], result
+        """
+    )
+    assert "flowkit.runtime.handlers" in modules
+    assert found(modules, FORBIDDEN) == []
