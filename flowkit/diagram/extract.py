@@ -156,7 +156,7 @@ class _Extractor:
         self._collect_arms()
         needs = _reduced_needs(self.doc)
         for spec in self.doc.jobs:
-            unknown = sorted(set(spec.needs) - set(self.specs))
+            unknown = sorted(need for need in spec.needs if need not in self.specs)
             if unknown:
                 logger.warning("job %r needs undefined job(s) %s; drawn without them", spec.name, unknown)
             for source in needs[spec.name] or [START]:
@@ -310,9 +310,12 @@ class _Extractor:
         self.order.insert(self.order.index(anchor), node.id)
 
     def _build(self) -> DiagramGraph:
+        by_phase: dict[str | None, list[str]] = defaultdict(list)
+        for node in self.order:
+            by_phase[self.phase_of.get(node)].append(node)
         clusters = []
         for index, phase in enumerate(self.doc.phases):
-            members = tuple(node for node in self.order if self.phase_of.get(node) == phase.name)
+            members = tuple(by_phase.pop(phase.name, ()))  # pop: a phase listed twice is drawn once
             if members:
                 clusters.append(DiagramCluster(f"cluster_{index}", phase.name, members))
         legend: tuple[JobState, ...] = ()
