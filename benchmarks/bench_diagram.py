@@ -11,6 +11,7 @@ jobs in layers of 50 where every job needs every job of the layer before. Prints
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from collections.abc import Callable
@@ -75,12 +76,12 @@ def main() -> None:
         for size in (int(s) for s in args.sizes.split(",")):
             for shape in (chain, fan_out, layers):
                 doc = shape(size)
-                dot_ms = best(args.repeat, lambda: to_dot(doc), time.process_time)
-                mermaid_ms = best(args.repeat, lambda: to_mermaid(doc), time.process_time)
+                dot_ms = best(args.repeat, functools.partial(to_dot, doc), time.process_time)
+                mermaid_ms = best(args.repeat, functools.partial(to_mermaid, doc), time.process_time)
                 svg = "-"
                 if size in render_sizes:
                     path = Path(tmp) / "d.svg"
-                    svg = f"{best(1, lambda: render(doc, path), time.perf_counter):.0f}"
+                    svg = f"{best(1, functools.partial(render, doc, path), time.perf_counter):.0f}"
                 print(f"{shape.__name__:<8} {len(doc.jobs):>6} {dot_ms:>9.1f} {mermaid_ms:>11.1f} {svg:>9}")
 
 
