@@ -78,10 +78,8 @@ def send_receipt(event: Event, context: Any = None) -> dict[str, Any]:
 def close_order(event: Event, context: Any = None) -> dict[str, Any]:
     """Mark the order paid-and-shipped or cancelled."""
     needs = event.get("needs") or {}
-    return {
-        "order_id": _order(event).get("order_id"),
-        "state": "shipped" if needs.get("ship") else "cancelled",
-    }
+    shipped = bool(needs.get("send-receipt"))
+    return {"order_id": _order(event).get("order_id"), "state": "shipped" if shipped else "cancelled"}
 
 
 @workflow(

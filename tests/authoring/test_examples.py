@@ -100,3 +100,19 @@ def test_nested_keeps_branch_parallelism_and_the_body_less_arn_job() -> None:
     assert score.needs == ["clean-eu"]
     assert doc.job("fetch-us").needs == ["prepare"]
     assert "score" not in nested.bodies()
+
+
+def test_order_pipeline_close_order_reads_what_it_needs() -> None:
+    close = order_pipeline.bodies()["close-order"]
+    needs = set(compile(order_pipeline).job("close-order").needs)
+    assert needs == {"charge", "notify-customer", "send-receipt"}
+    paid = {"charge": {"payment_id": "pay-o-2"}, "notify-customer": None, "send-receipt": {"sent": "receipt"}}
+    declined = {"charge": None, "notify-customer": {"sent": "payment-declined"}, "send-receipt": None}
+    assert close({"input": {"order_id": "o-2"}, "needs": paid}, None) == {
+        "order_id": "o-2",
+        "state": "shipped",
+    }
+    assert close({"input": {"order_id": "o-2"}, "needs": declined}, None) == {
+        "order_id": "o-2",
+        "state": "cancelled",
+    }
