@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _localrun import WORKFLOWS
 
 from flowkit.cli import main
-from tests.local.conftest import WORKFLOWS
 
 ETL = str(WORKFLOWS / "nightly_etl.py")
 ORDERS = str(WORKFLOWS / "order_pipeline.py")

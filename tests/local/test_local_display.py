@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from _localrun import example
 from rich.console import Console
 
 from flowkit.local.display import LiveDisplay, job_elapsed, render_summary
 from flowkit.local.runner import run_workflow
-from tests.local.conftest import example
 
 T0 = datetime(2026, 11, 27, 2, 0, tzinfo=UTC)
 

@@ -6,10 +6,10 @@ import functools
 from typing import Any
 
 import pytest
+from _localrun import WORKFLOWS, example, outcome
 
 from flowkit.local.mocks import failure
 from flowkit.local.runner import LocalRun, run_workflow
-from tests.local.conftest import WORKFLOWS, example, outcome
 
 # (example, input, mocks): every branch of every example at least once
 CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from tests.local.conftest import WORKFLOWS
+from _localrun import WORKFLOWS
 
 pytest_plugins = ["pytester"]
 

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import pytest
+from _localrun import example
 
 from flowkit import job, sequence, workflow
 from flowkit.errors import InvalidMock, RunError
@@ -13,7 +14,6 @@ from flowkit.local.bus import routes
 from flowkit.local.runner import run_workflow
 from flowkit.runtime.config import Settings
 from flowkit.runtime.handlers import Runtime
-from tests.local.conftest import example
 
 
 class QuotaExceeded(Exception):
@@ -254,7 +254,7 @@ def test_a_compiled_document_runs_with_bodies_imported_from_its_handlers() -> No
 
 
 def test_a_target_string_runs_its_one_workflow() -> None:
-    from tests.local.conftest import WORKFLOWS
+    from _localrun import WORKFLOWS
 
     run = run_workflow(f"{WORKFLOWS / 'nightly_etl.py'}:nightly_etl", {"date": "2026-11-27", "rows": 0})
 
@@ -262,8 +262,9 @@ def test_a_target_string_runs_its_one_workflow() -> None:
 
 
 def test_a_target_with_several_workflows_is_refused() -> None:
+    from _localrun import WORKFLOWS
+
     from flowkit.errors import LoadError
-    from tests.local.conftest import WORKFLOWS
 
     with pytest.raises(
         LoadError, match=r"expected one workflow, found 4 \(fan-out, nested, nightly-etl, order-pipeline\)"

@@ -11,11 +11,11 @@ import uuid
 from typing import Any
 
 import pytest
+from _localrun import WORKFLOWS, example, outcome
 
 from flowkit.cli import main
 from flowkit.local.runner import run_workflow
 from flowkit.runtime.config import Settings
-from tests.local.conftest import WORKFLOWS, example, outcome
 
 pytestmark = pytest.mark.wire
 
