@@ -117,7 +117,11 @@ class FakeSlack:
             with self._lock:
                 if self.webhook_rate_limited > 0:
                     self.webhook_rate_limited -= 1
-                    return 429, {"Content-Type": "text/html", "Retry-After": self.retry_after}, b"rate_limited"
+                    return (
+                        429,
+                        {"Content-Type": "text/html", "Retry-After": self.retry_after},
+                        b"rate_limited",
+                    )
             status, text = self.webhook_answer
             return status, {"Content-Type": "text/html"}, text.encode()
         if request.path == "/hooks/generic":

@@ -227,7 +227,10 @@ def test_persistent_rate_limit_is_logged_not_raised(
 def test_a_long_retry_after_is_not_waited_for(fake: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
     fake.rate_limited, fake.retry_after = 1, "30"
     with caplog.at_level(logging.ERROR, logger=LOGGER):
-        assert notify_event(event(), Notifications(slack_channel="#etl"), slack(fake, max_retry_after=5)) is False
+        assert (
+            notify_event(event(), Notifications(slack_channel="#etl"), slack(fake, max_retry_after=5))
+            is False
+        )
     assert len(fake.requests) == 1
     assert "ratelimited" in caplog.text
 
