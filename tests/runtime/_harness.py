@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from flowkit.document import JobSpec, Phase, Target, WorkflowDocument, content_version
@@ -221,27 +220,60 @@ class Scenario:
         return {name for name, state in self.states.items() if state in ("succeeded", "failed")}
 
 
-def _compiled(name: str) -> WorkflowDocument:
-    from flowkit import compile
-    from flowkit.loader import load_workflows
+def _body(event: Any, context: Any = None) -> None:
+    return None
 
-    folder = Path(__file__).resolve().parents[2] / "workflows"
-    (workflow,) = [wf for wf in load_workflows(str(folder)) if wf.name == name]
-    return compile(workflow)
+
+def _dsl_documents() -> dict[str, WorkflowDocument]:
+    """Workflows written with the DSL and compiled by the real compiler (effective conditions,
+    ``failure_handled``, phases and needs as production documents have them)."""
+    from flowkit import compile, input, parallel, sequence, when, workflow
+    from flowkit import job as dsl_job
+
+    def j(name: str) -> Any:
+        return dsl_job(name=name, timeout=10)(_body)
+
+    charge = j("charge")
+
+    @workflow(name="payment")
+    def payment() -> Any:
+        return sequence(
+            j("validate"),
+            j("reserve"),
+            charge,
+            when(charge.failed, then=j("release") >> j("apologise"), otherwise=j("ship") >> j("receipt")),
+            j("close"),
+        )
+
+    extract = j("extract")
+
+    @workflow(name="etl")
+    def etl() -> Any:
+        return (
+            extract
+            >> parallel(j("dedupe"), j("enrich"))
+            >> when(extract.output["rows"] > 0, then=j("load"))
+            >> j("report")
+        )
+
+    @workflow(name="nested")
+    def nested() -> Any:
+        regions = parallel(
+            sequence(j("fetch-eu"), j("clean-eu"), j("score")), sequence(j("fetch-us"), j("clean-us"))
+        )
+        return j("prepare") >> regions >> when(input["publish"] == True, then=j("publish")) >> j("summary")  # noqa: E712
+
+    return {doc.name: doc for doc in (compile(payment), compile(etl), compile(nested))}
 
 
 def scenarios() -> list[Scenario]:
     """Sequences, parallel joins, `when` with skip propagation, handled and unhandled failures."""
     not_full = {"op": "not", "args": [input_eq("mode", "full")]}
-    order = _compiled("order-pipeline")
-    order_states = {spec.name: "succeeded" for spec in order.jobs}
-    handled = dict(order_states, charge="failed", ship="skipped")
-    handled["send-receipt"] = "skipped"
-    happy = dict(order_states)
-    happy["release-stock"] = "skipped"
-    happy["notify-customer"] = "skipped"
-    etl = _compiled("nightly-etl")
-    nested = _compiled("nested")
+    dsl = _dsl_documents()
+    payment, etl, nested = dsl["payment"], dsl["etl"], dsl["nested"]
+    every = {spec.name: "succeeded" for spec in payment.jobs}
+    happy = every | {"release": "skipped", "apologise": "skipped"}
+    handled = every | {"charge": "failed", "ship": "skipped", "receipt": "skipped"}
     return [
         Scenario(
             "sequence",
@@ -297,8 +329,8 @@ def scenarios() -> list[Scenario]:
             "succeeded",
             outputs={"extract": {"rows": 0}},
         ),
-        Scenario("order-happy", order, {}, happy, "succeeded"),
-        Scenario("handled-failure", order, {}, handled, "succeeded", outcomes={"charge": "fail"}),
+        Scenario("payment-happy", payment, {}, happy, "succeeded"),
+        Scenario("handled-failure", payment, {}, handled, "succeeded", outcomes={"charge": "fail"}),
         Scenario(
             "unhandled-failure",
             document("unhandled", [job("a"), job("b", "a"), job("c", "a"), job("d", "b", "c")]),
