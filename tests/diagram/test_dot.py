@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -49,14 +50,38 @@ def test_conditional_edges_read_as_text_and_otherwise_is_dashed() -> None:
     assert "style=dashed" in otherwise and "label=<otherwise>" in otherwise
 
 
-def test_a_wide_fan_out_is_a_box_with_a_grid() -> None:
+def test_a_wide_fan_out_is_one_grid_in_reading_order() -> None:
     text = to_dot(fan_out(60))
 
-    assert 'label="60 jobs in parallel"' in text
-    # one visible edge in and one out of the box, instead of 120
-    assert text.count("lhead=cluster_parallel_0") == 1
-    assert text.count("ltail=cluster_parallel_0") == 1
-    assert "process_customer_<BR/>partition_00_of_the_<BR/>nightly_batch" in text
+    grid = next(line for line in text.splitlines() if line.strip().startswith('"@parallel/1" ['))
+    assert "60 jobs in parallel" in grid
+    names = re.findall(r"<B>(.*?)</B>", grid)
+    assert [name.replace("<BR/>", "") for name in names] == [
+        f"process_customer_partition_{i:02d}_of_the_nightly_batch" for i in range(60)
+    ]
+    assert names[0] == "process_customer_<BR/>partition_00_of_the_<BR/>nightly_batch"  # wrapped
+    assert grid.count("<TR>") == 1 + 10  # caption + 10 rows of 6
+    # one edge in and one out of the grid, instead of 120
+    assert re.findall(r"^\s*(\S+) -> (\S+)", text, re.MULTILINE) == [
+        ('"@start"', "prepare"),
+        ("prepare", '"@parallel/1"'),
+        ('"@parallel/1"', "merge_all_partitions_into_the_warehouse"),
+        ("merge_all_partitions_into_the_warehouse", '"@end"'),
+    ]
+
+
+def test_fewer_parallel_jobs_stay_separate_nodes() -> None:
+    assert "@parallel" not in to_dot(fan_out(11))
+
+
+def test_grid_cells_are_coloured_by_run_state() -> None:
+    doc = fan_out(12)
+    first = doc.jobs[1].name
+
+    text = to_dot(doc, {first: "failed"})
+
+    grid = next(line for line in text.splitlines() if line.strip().startswith('"@parallel/1" ['))
+    assert grid.count('BGCOLOR="#fecaca"') == 1 and grid.count('BGCOLOR="#ffffff"') == 11
 
 
 def test_run_states_are_coloured_with_a_legend() -> None:

@@ -8,7 +8,6 @@ and size; every piece of user text is escaped.
 from __future__ import annotations
 
 import html
-import itertools
 import math
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +43,6 @@ def to_digraph(graph: DiagramGraph) -> graphviz.Digraph:
         rankdir="LR",
         newrank="true",
         ordering="out",
-        compound="true",
         nodesep="0.18",
         ranksep="0.45",
         fontname=FONT,
@@ -57,16 +55,14 @@ def to_digraph(graph: DiagramGraph) -> graphviz.Digraph:
     dot.attr("edge", fontname=FONT, fontsize="10", color=_style.EDGE_COLOR, arrowsize="0.7")
 
     nodes = {node.id: node for node in graph.nodes}
-    groups = _wide_groups(graph)
-    group_of = {node_id: index for index, group in enumerate(groups) for node_id in group}
-    placed: set[int] = set()
+    groups = {_group_id(index): group for index, group in enumerate(_wide_groups(graph))}
+    group_of = {node_id: group_id for group_id, group in groups.items() for node_id in group}
 
     def place(target: graphviz.Digraph, node_id: str) -> None:
         if node_id not in group_of:
             _node(target, nodes[node_id])
-        elif group_of[node_id] not in placed:
-            placed.add(group_of[node_id])
-            _group(target, group_of[node_id], groups[group_of[node_id]], nodes)
+        elif groups[group_of[node_id]][0] == node_id:  # a group is drawn where its first job is
+            _group(target, group_of[node_id], [nodes[member] for member in groups[group_of[node_id]]])
 
     in_cluster = {node_id for cluster in graph.clusters for node_id in cluster.nodes}
     for node in graph.nodes:
@@ -85,35 +81,18 @@ def to_digraph(graph: DiagramGraph) -> graphviz.Digraph:
             )
             for node_id in cluster.nodes:
                 place(sub, node_id)
-    drawn: set[tuple[str, str]] = set()
+    drawn: set[tuple[str, str, EdgeKind]] = set()
     for edge in graph.edges:
-        source, target = _dot_id(edge.source), _dot_id(edge.target)
-        attrs = _edge_attrs(edge, nodes)
-        if edge.source in group_of:
-            group = groups[group_of[edge.source]]
-            source, attrs["ltail"] = _dot_id(_exit(group)), _group_id(group_of[edge.source])
-        if edge.target in group_of:
-            group = groups[group_of[edge.target]]
-            target, attrs["lhead"] = _dot_id(_entry(group)), _group_id(group_of[edge.target])
-        key = (attrs.get("ltail", source), attrs.get("lhead", target))
-        if key not in drawn:  # a group's shared edges are drawn once, to or from its box
-            drawn.add(key)
-            dot.edge(source, target, **attrs)
-            # Invisible edges pin the grid's first column right after the sources, and the
-            # targets right after its last column, so the grid keeps its shape.
-            if edge.target in group_of:
-                for node_id in _grid(groups[group_of[edge.target]])[0]:
-                    if _dot_id(node_id) != target:
-                        dot.edge(source, _dot_id(node_id), style="invis")
-            if edge.source in group_of:
-                for node_id in _grid(groups[group_of[edge.source]])[-1]:
-                    if _dot_id(node_id) != source:
-                        dot.edge(_dot_id(node_id), target, style="invis")
+        source = group_of.get(edge.source, _dot_id(edge.source))
+        target = group_of.get(edge.target, _dot_id(edge.target))
+        if (source, target, edge.kind) not in drawn:  # a group's shared edges are drawn once
+            drawn.add((source, target, edge.kind))
+            dot.edge(source, target, **_edge_attrs(edge, nodes))
     return dot
 
 
 FOLD_AT = 12
-"""Parallel groups with at least this many jobs are drawn as a box with the jobs in a grid."""
+"""Parallel jobs with the same upstream and downstream, this many or more, are drawn as one grid."""
 
 
 def _wide_groups(graph: DiagramGraph) -> list[list[str]]:
@@ -136,45 +115,45 @@ def _wide_groups(graph: DiagramGraph) -> list[list[str]]:
     return [group for group in by_key.values() if len(group) >= FOLD_AT]
 
 
-def _grid(group: list[str]) -> list[list[str]]:
-    """Columns of a roughly square grid, filled top to bottom, then left to right."""
-    rows = max(6, math.ceil(math.sqrt(len(group) * 2)))
-    return [group[i : i + rows] for i in range(0, len(group), rows)]
-
-
-def _entry(group: list[str]) -> str:
-    first = _grid(group)[0]
-    return first[len(first) // 2]
-
-
-def _exit(group: list[str]) -> str:
-    last = _grid(group)[-1]
-    return last[len(last) // 2]
-
-
 def _group_id(index: int) -> str:
-    return f"cluster_parallel_{index}"
+    return f"@parallel/{index + 1}"
 
 
-def _group(dot: graphviz.Digraph, index: int, group: list[str], nodes: dict[str, DiagramNode]) -> None:
-    with dot.subgraph(name=_group_id(index)) as sub:
-        sub.attr(
-            label=f"{len(group)} jobs in parallel",
-            style="rounded,filled",
-            fillcolor="#f8fafc",
-            color="#cbd5e1",
-            fontcolor="#4b5563",
-            fontsize="10",
-            labeljust="l",
-            margin="8",
-        )
-        columns = _grid(group)
-        for column in columns:
-            for node_id in column:
-                _node(sub, nodes[node_id])
-        for left, right in itertools.pairwise(columns):
-            for a, b in zip(left, right, strict=False):  # keeps each column one rank right of the last
-                sub.edge(_dot_id(a), _dot_id(b), style="invis")
+def _group(dot: graphviz.Digraph, node_id: str, members: list[DiagramNode]) -> None:
+    """One node whose label is a table: a cell per job, read left to right, then down."""
+    columns = math.ceil(math.sqrt(len(members) / 2))
+    rows = [
+        f'<TR><TD COLSPAN="{columns}" ALIGN="LEFT" BORDER="0">'
+        f'<FONT POINT-SIZE="10" COLOR="#4b5563">{len(members)} jobs in parallel</FONT></TD></TR>'
+    ]
+    for start in range(0, len(members), columns):
+        cells = []
+        for member in members[start : start + columns]:
+            style = _style.STATE_STYLES[member.state] if member.state is not None else _style.JOB_STYLE
+            cells.append(
+                f'<TD BGCOLOR="{style.fill}" COLOR="{style.border}" BORDER="{2 if style.bold else 1}"'
+                f'{" STYLE=" + chr(34) + "dashed" + chr(34) if style.dashed else ""} CELLPADDING="5"'
+                f' TOOLTIP="{_esc(_plain(member.tooltip or member.title))}">{_job_text(member)}</TD>'
+            )
+        rows.append("<TR>" + "".join(cells) + "</TR>")
+    dot.node(
+        node_id,
+        label='<<TABLE BORDER="0" CELLSPACING="6" CELLPADDING="0">' + "".join(rows) + "</TABLE>>",
+        shape="box",
+        style="rounded,filled",
+        fillcolor="#f8fafc",
+        color="#cbd5e1",
+        margin="0.04",
+        tooltip=f"{len(members)} jobs in parallel",
+    )
+
+
+def _job_text(node: DiagramNode) -> str:
+    title = "<BR/>".join(_esc(line) for line in _text.wrap_name(node.title))
+    details = "".join(
+        f'<BR/><FONT POINT-SIZE="10" COLOR="#4b5563">{_esc(line)}</FONT>' for line in node.details
+    )
+    return f"<B>{title}</B>{details}"
 
 
 def _graph_label(graph: DiagramGraph) -> str:
@@ -195,13 +174,9 @@ def _node(dot: graphviz.Digraph, node: DiagramNode) -> None:
     if node.kind is NodeKind.JOB:
         style = _style.STATE_STYLES[node.state] if node.state is not None else _style.JOB_STYLE
         shape_style = "rounded,filled" + (",dashed" if style.dashed else "")
-        title = "<BR/>".join(_esc(line) for line in _text.wrap_name(node.title))
-        details = "".join(
-            f'<BR/><FONT POINT-SIZE="10" COLOR="#4b5563">{_esc(line)}</FONT>' for line in node.details
-        )
         dot.node(
             node_id,
-            label=f"<<B>{title}</B>{details}>",
+            label=f"<{_job_text(node)}>",
             shape="box",
             style=shape_style,
             fillcolor=style.fill,
