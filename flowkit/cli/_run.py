@@ -61,7 +61,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--diagram", metavar="FILE", default=None, help="write the run's diagram (e.g. run.svg)"
     )
-    parser.add_argument("--timeout", metavar="S", type=float, default=60.0, help="give up after S seconds")
+    parser.add_argument(
+        "--timeout", metavar="S", type=_positive, default=60.0, help="give up after S seconds (default 60)"
+    )
     parser.add_argument(
         "--display",
         choices=("auto", "always", "never"),
@@ -69,6 +71,16 @@ def register(subparsers: Any) -> None:
         help="live progress table: auto = only when stdout is a terminal",
     )
     parser.set_defaults(handler=run)
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def parse_input(value: str | None) -> dict[str, Any]:

@@ -55,8 +55,8 @@ def _aware(moment: Any) -> datetime | None:
 
 
 def job_elapsed(job: Mapping[str, Any], now: datetime | None = None) -> float | None:
-    """Seconds from dispatch (or start) to finish, or to ``now`` while the job is in flight."""
-    begin = _aware(job.get("dispatched_at")) or _aware(job.get("started_at"))
+    """Seconds from start (or dispatch, before it started) to finish, or to ``now`` while in flight."""
+    begin = _aware(job.get("started_at")) or _aware(job.get("dispatched_at"))
     if begin is None:
         return None
     end = _aware(job.get("finished_at")) or now or datetime.now(UTC)
