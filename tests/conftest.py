@@ -104,9 +104,8 @@ def wire_client(wire_server: WireServer) -> Iterator[Any]:
 
 
 @pytest.fixture
-def wire_database(wire_client: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+def wire_database(wire_client: Any) -> Iterator[Any]:
     """A fresh database on the wire server (dropped after the test)."""
-    request.node.add_marker(pytest.mark.wire)
     name = f"flowkit_test_{uuid.uuid4().hex[:12]}"
     database = wire_client[name]
     yield database
@@ -136,3 +135,18 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "filterwarnings", "ignore:mypy_extensions.TypedDict is deprecated:DeprecationWarning"
     )
+
+
+_WIRE_FIXTURES = frozenset({"wire_server", "wire_client", "wire_database"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that talks to the wire server ``wire``, so ``-m "not wire"`` skips them all."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        over_wire = bool(fixtures & _WIRE_FIXTURES) or (
+            callspec is not None and callspec.params.get("any_database") == "wire"
+        )
+        if over_wire:
+            item.add_marker(pytest.mark.wire)
