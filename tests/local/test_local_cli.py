@@ -258,3 +258,12 @@ def test_a_timed_out_run_exits_without_waiting_for_the_stuck_job(tmp_path: Path)
 
     assert result.returncode == 1
     assert "did not finish within 0.5s; jobs not finished: stuck (running)" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon"])
+def test_a_non_positive_timeout_is_a_usage_error(capsys: pytest.CaptureFixture[str], value: str) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["run", ETL, "--timeout", value])
+
+    assert caught.value.code == 2
+    assert "argument --timeout: expected a" in capsys.readouterr().err
