@@ -100,7 +100,12 @@ def parse_event(
             f"{where}.operationType: {operation!r} is not 'insert'; configure the trigger for inserts only"
         )
     _check_namespace(detail, where, database=database, collection=collection)
-    document = _decode(_mapping(detail.get("fullDocument"), f"{where}.fullDocument"), f"{where}.fullDocument")
+    if detail.get("fullDocument") is None:
+        raise EventError(
+            f"{where}.fullDocument: missing; turn on 'Full Document' in the Atlas trigger "
+            "(and keep every status field in its project expression)"
+        )
+    document = _decode(_mapping(detail["fullDocument"], f"{where}.fullDocument"), f"{where}.fullDocument")
     return _status_event(document, f"{where}.fullDocument")
 
 

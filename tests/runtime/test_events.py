@@ -92,7 +92,7 @@ MALFORMED: dict[str, str] = {
     "wrong_source": "event.source: 'aws.partner/example.com/1234/orders' is not a MongoDB Atlas trigger source",
     "wrong_detail_type": "event.detail-type: 'MongoDB Scheduled Trigger' is not a database trigger event",
     "not_insert": "event.detail.operationType: 'update' is not 'insert'",
-    "missing_full_document": "event.detail.fullDocument: missing (expected a JSON object)",
+    "missing_full_document": "event.detail.fullDocument: missing; turn on 'Full Document' in the Atlas trigger",
     "detail_not_object": "event.detail: expected a JSON object, got str",
     "bad_status": "event.detail.fullDocument.status: 'done' is not one of started, success, failed",
     "bad_attempt_type": "event.detail.fullDocument.attempt: input should be a valid integer",
