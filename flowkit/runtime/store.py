@@ -95,6 +95,24 @@ def _pluck(doc: Mapping[str, Any], *path: str) -> Any:
     return value
 
 
+def _ensure_index(
+    collection: Collection[Doc], keys: list[tuple[str, int]], *, name: str, unique: bool = False
+) -> None:
+    for info in collection.list_indexes():
+        if [(field, int(direction)) for field, direction in dict(info["key"]).items()] != keys:
+            continue
+        if unique and not info.get("unique", False):
+            from flowkit.errors import FlowkitError
+
+            raise FlowkitError(
+                f"collection {collection.name!r} has a non-unique index {info['name']!r} on "
+                f"{', '.join(field for field, _ in keys)}; flowkit needs it unique: drop it and call "
+                "ensure_indexes() again"
+            )
+        return
+    collection.create_index(keys, unique=unique, name=name)
+
+
 class Store:
     """The runs (``state-machines``) and status events (``statuses``) collections of one database.
 
@@ -138,14 +156,19 @@ class Store:
     # ------------------------------------------------------------------ setup
 
     def ensure_indexes(self) -> None:
-        """Create the indexes flowkit needs; safe to call any number of times."""
+        """Create the indexes flowkit needs; safe to call any number of times.
+
+        An index that already exists on the same keys is kept whatever its name (e.g. one created by
+        hand as ``key_1``); an existing non-unique index on the status key is an error, since it would
+        let a status be recorded twice.
+        """
         # The idempotency key of a status event: reporting twice inserts once.
-        self.statuses.create_index([("key", ASCENDING)], unique=True, name="flowkit_status_key")
-        # A run's history in order (notifications, `flowkit` tooling, dashboards).
-        self.statuses.create_index([("run_id", ASCENDING), ("time", ASCENDING)], name="flowkit_run_time")
+        _ensure_index(self.statuses, [("key", ASCENDING)], name="flowkit_status_key", unique=True)
+        # A run's history in order (notifications, tooling, dashboards).
+        _ensure_index(self.statuses, [("run_id", ASCENDING), ("time", ASCENDING)], name="flowkit_run_time")
         # Runs by workflow and status (e.g. "every running nightly-etl").
-        self.runs.create_index(
-            [("workflow", ASCENDING), ("status", ASCENDING)], name="flowkit_workflow_status"
+        _ensure_index(
+            self.runs, [("workflow", ASCENDING), ("status", ASCENDING)], name="flowkit_workflow_status"
         )
 
     # ------------------------------------------------------------------ plain reads and inserts

@@ -139,3 +139,20 @@ def test_times_set_by_a_transition_read_back_as_dates(store: Store, run_id: str,
     stored = store.get_run(run_id)["jobs"]["a"]["dispatched_at"]
     assert isinstance(stored, datetime)
     assert stored.replace(tzinfo=UTC) == at
+
+
+def test_ensure_indexes_keeps_an_equivalent_index_made_by_hand(any_database: Any) -> None:
+    any_database[STATUSES].create_index("key", unique=True)  # default name key_1
+    store = Store(any_database, runs=RUNS, statuses=STATUSES)
+    store.ensure_indexes()
+    store.ensure_indexes()
+    unique_on_key = [i for i in any_database[STATUSES].list_indexes() if list(dict(i["key"])) == ["key"]]
+    assert len(unique_on_key) == 1 and unique_on_key[0].get("unique")
+
+
+def test_a_non_unique_status_key_index_is_refused(any_database: Any) -> None:
+    from flowkit.errors import FlowkitError
+
+    any_database[STATUSES].create_index("key")
+    with pytest.raises(FlowkitError, match=r"non-unique index .* on key; flowkit needs it unique"):
+        Store(any_database, runs=RUNS, statuses=STATUSES).ensure_indexes()
