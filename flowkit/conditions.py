@@ -256,7 +256,7 @@ def to_text(node: Node) -> str:
     op, args = node["op"], node["args"]
     if op in ("eq", "ne") and "ref" in args[0] and args[0]["ref"][0] == "jobs":
         path, const = args[0]["ref"], args[1].get("const")
-        if path[2] == "status" and const in _STATUS_WORDS:
+        if path[2] == "status" and isinstance(const, str) and const in _STATUS_WORDS:
             text = f"{path[1]}.{const}"
             return text if op == "eq" else f"not {text}"
     if op in _TEXT_OPS:

@@ -109,6 +109,11 @@ class Job(Node):
 
     def __call__(self, event: Any, context: Any = None) -> Any:
         if self.fn is None:
+            if inspect.isfunction(event) and context is None:
+                raise TypeError(
+                    f"job({self.name!r}) declares a body-less job; to name a decorated function write "
+                    f"@job(name={self.name!r})"
+                )
             raise TypeError(f"job {self.name!r} has no Python body (it runs as {self.target!r})")
         return self.fn(event, context)
 

@@ -201,3 +201,69 @@ def test_built_conditions_evaluate_like_their_ast() -> None:
     cond = (extract.output["rows"] > 10) & (input["mode"].is_in(["full"])) & charge.failed
     assert evaluate(cond.ast, CTX) is True
     assert evaluate((~cond).ast, CTX) is False
+
+
+# --------------------------------------------------------------------------- properties
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "b", "rows"]), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@st.composite
+def _conditions(draw: st.DrawFn, depth: int = 3) -> Any:
+    from flowkit import input
+
+    extract, _ = _jobs()
+    ref = draw(
+        st.sampled_from(
+            [input["a"], input["b"]["rows"], extract.output["rows"], extract.output["a"][0], extract.status]
+        )
+    )
+    if depth == 0 or draw(st.booleans()):
+        leaf = draw(st.sampled_from(["eq", "ne", "lt", "ge", "in", "not_in", "exists", "truthy"]))
+        value = draw(_JSON)
+        if leaf == "in":
+            return ref.is_in(value if isinstance(value, list) else [value])
+        if leaf == "not_in":
+            return ref.not_in(value if isinstance(value, list) else [value])
+        if leaf == "exists":
+            return ref.exists()
+        if leaf == "truthy":
+            return ref.truthy()
+        return {"eq": ref == value, "ne": ref != value, "lt": ref < value, "ge": ref >= value}[leaf]
+    left, right = draw(_conditions(depth=depth - 1)), draw(_conditions(depth=depth - 1))
+    return draw(st.sampled_from([left & right, left | right, ~left]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    cond=_conditions(),
+    run_input=_JSON,
+    output=_JSON,
+    status=st.sampled_from(["succeeded", "failed", "skipped"]),
+)
+def test_built_conditions_are_valid_and_evaluate_to_a_bool_on_any_context(
+    cond: Any, run_input: Any, output: Any, status: str
+) -> None:
+    check(cond.ast)
+    assert to_text(cond.ast)
+    context = {"input": run_input, "jobs": {"extract": {"status": status, "output": output}}}
+    assert isinstance(evaluate(cond.ast, context), bool)
+    assert evaluate((~cond).ast, context) is (not evaluate(cond.ast, context))
+
+
+def test_to_text_of_a_status_compared_with_a_list_does_not_crash() -> None:
+    node = op("eq", {"ref": ["jobs", "charge", "status"]}, const(["failed"]))
+    assert to_text(node) == 'charge.status == ["failed"]'

@@ -214,3 +214,11 @@ def test_jobs_and_compositions_are_immutable() -> None:
     with pytest.raises(TypeError):
         a.input["k"] = 2  # type: ignore[index]
     assert dict(a.input) == {"k": 1}
+
+
+def test_job_with_a_positional_name_used_as_a_decorator_explains_name_keyword() -> None:
+    with pytest.raises(TypeError, match=r"to name a decorated function write @job\(name='extract-eu'\)"):
+
+        @job("extract-eu")
+        def extract_eu(event: dict[str, Any], context: Any = None) -> None:
+            return None
