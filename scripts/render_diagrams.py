@@ -56,7 +56,14 @@ def example_run(doc: WorkflowDocument) -> Run:
 
 
 def generated_markdown(docs: list[WorkflowDocument]) -> str:
-    lines = [BEGIN, "", "## The example workflows", ""]
+    lines = [
+        BEGIN,
+        "",
+        "## The example workflows",
+        "",
+        "`flowkit diagram workflows -o docs/images/` draws them all (one SVG each).",
+        "",
+    ]
     for doc in docs:
         lines += [
             f"### {doc.name}",
@@ -64,7 +71,7 @@ def generated_markdown(docs: list[WorkflowDocument]) -> str:
             *([doc.description, ""] if doc.description else []),
             f"![{doc.name}](images/{doc.name}.svg)",
             "",
-            f"[PNG](images/{doc.name}.png) · `flowkit diagram workflows -o docs/images/` draws them all.",
+            f"[PNG](images/{doc.name}.png)",
             "",
         ]
     lines += [
