@@ -212,10 +212,10 @@ class Runtime:
                     continue
                 seen.add(name)
                 won, after = self._claim_and_dispatch(run, specs[name])
-                if won:
-                    claimed.append(name)
-                if after is not None:
+                if after is not None:  # claimed, but its payload could not be sent: recorded failed
                     run, progressed = after, True
+                elif won:
+                    claimed.append(name)
             for name in decision.skip:
                 if name in seen:
                     continue

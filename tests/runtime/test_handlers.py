@@ -220,3 +220,14 @@ def test_without_a_notifier_nothing_is_sent(database: Any) -> None:
     assert runtime.notifications_job(event) == {"run_id": "r", "action": "ignored", "sent": False}
     runtime.notifications_job(event)
     assert created == [1]  # the factory is asked once per container
+
+
+def test_a_job_whose_payload_is_too_big_is_not_reported_as_dispatched(database: Any) -> None:
+    world = World(database, outputs={"a": {"blob": "x" * 5000}}, payload_limit=2000)
+    start_run(world.store, document("big", [job("a"), job("b", "a"), job("c", "a")]), {}, run_id="r")
+    fifo(world)  # started -> a dispatched
+    world.execute(0)
+    outcome = next(d for d in world.deliveries if d.handler == "orchestrator")
+    result = world.deliver(outcome)
+    assert result["dispatched"] == []
+    assert world.store.get_run("r")["jobs"]["b"]["state"] == "failed"
