@@ -1,8 +1,10 @@
 """``DiagramGraph`` -> ``graphviz.Digraph`` (and so DOT text, SVG, PNG, PDF).
 
 Left to right: the start on the left, phases as clusters in order, parallel jobs stacked in one
-column, then the end. Labels are HTML-like so names, targets and policies can have their own weight
-and size; every piece of user text is escaped.
+column, then the end. A wide fan-out (``FOLD_AT`` or more jobs with the same upstream and downstream)
+becomes one node holding a grid of its jobs, read left to right, so 64 shards stay a compact, ordered
+block with one edge in and one out. Labels are HTML-like so names, targets and policies can have their
+own weight and size; every piece of user text is escaped.
 """
 
 from __future__ import annotations
