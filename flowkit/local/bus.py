@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import logging
 import random
 import threading
@@ -61,10 +62,10 @@ def routes(status_doc: Mapping[str, Any]) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Delivery:
-    """One delivery of one event to one handler."""
+    """One delivery of one event to one handler; the envelope travels as JSON text, as it does to Lambda."""
 
     handler: str
-    envelope: dict[str, Any]
+    envelope: str
     key: str
     attempt: int = 1
 
@@ -137,7 +138,8 @@ class EventBus:
 
     def publish(self, status_doc: dict[str, Any]) -> None:
         """Route one inserted status document to its handlers (called right after the insert)."""
-        envelope = self._envelope(status_doc)
+        # Each invocation decodes its own copy of the JSON, so no handler can see another's changes.
+        envelope = json.dumps(self._envelope(status_doc), separators=(",", ":"))
         key = str(status_doc.get("key", ""))
         targets = [name for name in routes(status_doc) if name in self._handlers]
         plan: list[tuple[float, str]]
@@ -221,7 +223,7 @@ class EventBus:
         context = LambdaContext(function_name=delivery.handler)
         retry = False
         try:
-            handler(delivery.envelope, context)
+            handler(json.loads(delivery.envelope), context)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             if delivery.attempt <= self._retries:
@@ -245,7 +247,13 @@ class EventBus:
                 )
                 with self._lock:
                     self._dead.append(
-                        DeadLetter(delivery.handler, delivery.key, delivery.attempt, error, delivery.envelope)
+                        DeadLetter(
+                            delivery.handler,
+                            delivery.key,
+                            delivery.attempt,
+                            error,
+                            json.loads(delivery.envelope),
+                        )
                     )
         finally:
             with self._lock:

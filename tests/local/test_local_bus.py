@@ -185,3 +185,27 @@ def test_chaos_plan_depends_only_on_seed_and_event() -> None:
 def test_unknown_handler_names_are_rejected() -> None:
     with pytest.raises(ValueError, match="unknown handlers \\['orchestrator'\\]"):
         EventBus({"orchestrator": lambda e, c: None}, ENVELOPE)
+
+
+def test_each_handler_gets_its_own_copy_of_the_envelope() -> None:
+    seen: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def vandal(envelope: dict[str, Any], context: Any) -> None:
+        with lock:
+            envelope["detail"]["fullDocument"]["status"] = "vandalized"
+            seen["vandal"] = envelope
+
+    def reader(envelope: dict[str, Any], context: Any) -> None:
+        with lock:
+            seen["reader"] = parse_event(envelope).status.value
+
+    bus = EventBus({"statemachine_job": vandal, "orchestrator_job": reader}, ENVELOPE, workers=1)
+    try:
+        bus.publish(_status("extract", "success"))
+        assert bus.activity.wait_idle(5)
+    finally:
+        bus.close()
+
+    assert seen["reader"] == "success"
+    assert seen["vandal"]["detail"]["fullDocument"]["status"] == "vandalized"
