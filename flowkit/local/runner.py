@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from flowkit.document import Run, StatusEvent
+from flowkit.document import JobRun, Run, StatusEvent
 from flowkit.errors import RunError
 from flowkit.local._activity import Activity
 from flowkit.local._target import Runnable, check_runnable, resolve
@@ -79,7 +79,7 @@ class LocalRun:
         return self.status == "succeeded"
 
     @property
-    def jobs(self) -> Mapping[str, Any]:
+    def jobs(self) -> Mapping[str, JobRun]:
         """Job name -> ``JobRun`` (``state``, ``attempt``, ``output``, ``error``, timestamps)."""
         return self.run.jobs
 
