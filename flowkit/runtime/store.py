@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -98,19 +98,24 @@ def _pluck(doc: Mapping[str, Any], *path: str) -> Any:
 def _ensure_index(
     collection: Collection[Doc], keys: list[tuple[str, int]], *, name: str, unique: bool = False
 ) -> None:
-    for info in collection.list_indexes():
-        if [(field, int(direction)) for field, direction in dict(info["key"]).items()] != keys:
-            continue
-        if unique and not info.get("unique", False):
-            from flowkit.errors import FlowkitError
+    try:
+        collection.create_index(keys, unique=unique, name=name)
+    except OperationFailure as exc:
+        # MongoDB refuses an index on the same keys under another name or with other options
+        # (codes 85/86): keep an equivalent one, refuse one that is not unique where flowkit needs it.
+        for info in collection.list_indexes():
+            if [(field, int(direction)) for field, direction in dict(info["key"]).items()] != keys:
+                continue
+            if unique and not info.get("unique", False):
+                from flowkit.errors import FlowkitError
 
-            raise FlowkitError(
-                f"collection {collection.name!r} has a non-unique index {info['name']!r} on "
-                f"{', '.join(field for field, _ in keys)}; flowkit needs it unique: drop it and call "
-                "ensure_indexes() again"
-            )
-        return
-    collection.create_index(keys, unique=unique, name=name)
+                raise FlowkitError(
+                    f"collection {collection.name!r} has a non-unique index {info['name']!r} on "
+                    f"{', '.join(field for field, _ in keys)}; flowkit needs it unique: drop it and call "
+                    "ensure_indexes() again"
+                ) from exc
+            return
+        raise
 
 
 class Store:
@@ -158,8 +163,8 @@ class Store:
     def ensure_indexes(self) -> None:
         """Create the indexes flowkit needs; safe to call any number of times.
 
-        An index that already exists on the same keys is kept whatever its name (e.g. one created by
-        hand as ``key_1``); an existing non-unique index on the status key is an error, since it would
+        An index that already exists on the same keys under another name (e.g. one created by hand as
+        ``key_1``) is kept; an existing non-unique index on the status key is an error, since it would
         let a status be recorded twice.
         """
         # The idempotency key of a status event: reporting twice inserts once.
