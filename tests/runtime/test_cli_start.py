@@ -1,4 +1,5 @@
-"""`flowkit start` as a subprocess against the wire server."""
+"""`flowkit start` against the wire server: as a subprocess, and in-process (``main(argv)``) for the
+error cases, which need no fresh interpreter."""
 
 from __future__ import annotations
 
@@ -44,17 +45,33 @@ def test_start_prints_the_run_id_and_is_idempotent(target: list[str], wire_datab
     assert [s["key"] for s in wire_database["statuses"].find({})] == ["order-1/*/0/started"]
 
 
-def test_a_generated_run_id_is_printed(target: list[str], wire_database: Any) -> None:
-    result = flowkit(ORDER, *target)
-    run_id = result.stdout.strip()
-    assert result.returncode == 0 and run_id.startswith("order-pipeline-")
-    assert wire_database["state_machines"].find_one({"_id": run_id})["input"] == {}
-
-
 def test_the_mongo_uri_can_come_from_the_environment(wire_server: Any, wire_database: Any) -> None:
     env = {"FLOWKIT_MONGO_URI": wire_server.uri, "FLOWKIT_DATABASE": wire_database.name}
-    assert flowkit(ORDER, "--run-id", "env-1", env=env).stdout == "env-1\n"
+    result = flowkit(ORDER, "--run-id", "env-1", env=env)
+    assert (result.returncode, result.stdout) == (0, "env-1\n")
     assert wire_database["state_machines"].count_documents({"_id": "env-1"}) == 1
+
+
+def start(capsys: Any, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
+    """``flowkit start ARGS`` in this process."""
+    from flowkit.cli import main
+
+    for name in list(os.environ):
+        if name.startswith("FLOWKIT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("FLOWKIT_RUNS_COLLECTION", "state_machines")
+    code = main(["start", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_generated_run_id_is_printed(
+    capsys: Any, monkeypatch: pytest.MonkeyPatch, target: list[str], wire_database: Any
+) -> None:
+    code, out, _ = start(capsys, monkeypatch, ORDER, *target)
+    run_id = out.strip()
+    assert code == 0 and run_id.startswith("order-pipeline-")
+    assert wire_database["state_machines"].find_one({"_id": run_id})["input"] == {}
 
 
 @pytest.mark.parametrize(
@@ -69,30 +86,43 @@ def test_the_mongo_uri_can_come_from_the_environment(wire_server: Any, wire_data
     ],
 )
 def test_bad_arguments_are_reported_and_nothing_is_written(
-    target: list[str], wire_database: Any, args: list[str], message: str
+    capsys: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    target: list[str],
+    wire_database: Any,
+    args: list[str],
+    message: str,
 ) -> None:
-    result = flowkit(ORDER, *args, *target)
-    assert result.returncode == 1
-    assert message in result.stderr
+    code, _, err = start(capsys, monkeypatch, ORDER, *args, *target)
+    assert code == 1
+    assert message in err
     assert wire_database["state_machines"].count_documents({}) == 0
 
 
-def test_a_folder_with_several_workflows_needs_a_name(target: list[str], wire_database: Any) -> None:
-    result = flowkit(str(ROOT / "workflows"), *target)
-    assert result.returncode == 1
-    assert "pick one with --workflow NAME" in result.stderr
-    named = flowkit(str(ROOT / "workflows"), "--workflow", "nested", "--run-id", "n-1", *target)
-    assert named.stdout == "n-1\n"
+def test_a_folder_with_several_workflows_needs_a_name(
+    capsys: Any, monkeypatch: pytest.MonkeyPatch, target: list[str]
+) -> None:
+    code, _, err = start(capsys, monkeypatch, str(ROOT / "workflows"), *target)
+    assert code == 1
+    assert "pick one with --workflow NAME" in err
+    code, out, _ = start(
+        capsys, monkeypatch, str(ROOT / "workflows"), "--workflow", "nested", "--run-id", "n-1", *target
+    )
+    assert (code, out) == (0, "n-1\n")
 
 
-def test_without_a_database_the_command_says_how_to_give_one() -> None:
-    result = flowkit(ORDER)
-    assert result.returncode == 1
-    assert "pass --mongo-uri URI or set FLOWKIT_MONGO_URI" in result.stderr
+def test_without_a_database_the_command_says_how_to_give_one(
+    capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, err = start(capsys, monkeypatch, ORDER)
+    assert code == 1
+    assert "pass --mongo-uri URI or set FLOWKIT_MONGO_URI" in err
 
 
-def test_the_same_run_id_with_another_input_is_refused(target: list[str]) -> None:
-    assert flowkit(ORDER, "--run-id", "o", "--input", '{"a": 1}', *target).returncode == 0
-    result = flowkit(ORDER, "--run-id", "o", "--input", '{"a": 2}', *target)
-    assert result.returncode == 1
-    assert "error: run 'o' already exists with a different input: choose another run id" in result.stderr
+def test_the_same_run_id_with_another_input_is_refused(
+    capsys: Any, monkeypatch: pytest.MonkeyPatch, target: list[str]
+) -> None:
+    assert start(capsys, monkeypatch, ORDER, "--run-id", "o", "--input", '{"a": 1}', *target)[0] == 0
+    code, _, err = start(capsys, monkeypatch, ORDER, "--run-id", "o", "--input", '{"a": 2}', *target)
+    assert code == 1
+    assert "error: run 'o' already exists with a different input: choose another run id" in err
