@@ -63,6 +63,8 @@ class _LockedCollection:
                 result = method(*args, **kwargs)
                 if hasattr(result, "__next__") and hasattr(result, "sort"):
                     return _LockedCursor(result, self._lock)
+                if isinstance(result, type(self._collection)):  # with_options(), ...
+                    return _LockedCollection(result, self._lock)
                 return result
 
         return call

@@ -117,3 +117,10 @@ def test_databases_are_independent() -> None:
     first, second = embedded_database("same"), embedded_database("same")
     first["c"].insert_one({"_id": 1})
     assert second["c"].find_one({"_id": 1}) is None
+
+
+def test_derived_collections_stay_locked() -> None:
+    from flowkit.local.embedded import _LockedCollection
+
+    items = embedded_database()["items"]
+    assert isinstance(items.with_options(), _LockedCollection)
