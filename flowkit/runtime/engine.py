@@ -54,8 +54,11 @@ def condition_context(run: Doc) -> dict[str, Any]:
 
 
 def decide(run: Doc) -> Decision:
-    """Rule 3: every pending job whose needs are satisfied, to claim (condition true) or to skip."""
-    if run.get("status", "running") != "running":
+    """Rule 3: every pending job whose needs are satisfied, to claim (condition true) or to skip.
+
+    Nothing is ready on a run that has ended, or that this snapshot shows must fail.
+    """
+    if run.get("status", "running") != "running" or outcome(run) == "failed":
         return Decision()
     jobs = run["jobs"]
     specs = {spec["name"]: spec for spec in job_specs(run)}

@@ -68,6 +68,14 @@ def test_an_unhandled_failure_blocks_dependents_and_fails_the_run() -> None:
     assert engine.outcome(run) == "failed"
 
 
+def test_nothing_new_starts_once_a_snapshot_shows_the_run_must_fail() -> None:
+    jobs = [job("a"), job("b"), job("c", "b"), job("d", "b", condition=input_eq("x", 1))]
+    assert engine.decide(run_of(jobs, {"a": "running", "b": "succeeded"})) == engine.Decision(
+        claim=["c"], skip=["d"]
+    )
+    assert engine.decide(run_of(jobs, {"a": "failed", "b": "succeeded"})) == engine.Decision()
+
+
 def test_the_run_succeeds_when_every_job_is_terminal() -> None:
     jobs = [job("a"), job("b", "a")]
     assert engine.outcome(run_of(jobs, {"a": "succeeded"})) is None
