@@ -126,7 +126,7 @@ class LiveDisplay:
         fetch: Callable[[], Mapping[str, Any] | None],
         *,
         console: Any = None,
-        refresh_per_second: float = 8,
+        refresh_per_second: float = 4,
     ) -> None:
         rich = _rich()
         self._fetch = fetch

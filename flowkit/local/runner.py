@@ -240,11 +240,16 @@ def run_workflow(
         found: dict[str, Any] | None = runs.find_one({"_id": run_id})
         return found
 
+    def progress() -> dict[str, Any] | None:
+        # what the live table shows, without the embedded configuration (the bulk of a run document)
+        found: dict[str, Any] | None = runs.find_one({"_id": run_id}, {"workflow": 1, "status": 1, "jobs": 1})
+        return found
+
     live = None
     if display:
         from flowkit.local.display import LiveDisplay
 
-        live = LiveDisplay(fetch)
+        live = LiveDisplay(progress)
     began = time.monotonic()
     try:
         if live is not None:
