@@ -6,6 +6,10 @@ Edges follow the document's ``needs``. An edge that enters a ``when`` arm is rou
 ``otherwise``) is drawn as an ``otherwise`` edge from the decision to whatever follows the ``when``
 (or to the end). A job with a condition but no enclosing ``branches`` entry gets a decision of its own,
 so every conditional job is drawn behind a labelled edge.
+
+Arms are taken as the compiler writes them: the jobs of an arm form one block whose entry jobs need
+the jobs before the ``when``, so one decision node can stand for all of them. Needs implied by other
+needs are not drawn (``_reduced_needs``).
 """
 
 from __future__ import annotations
