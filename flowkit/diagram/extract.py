@@ -167,10 +167,11 @@ class _Extractor:
                 self._route(source, frozenset() if source == START else {source}, spec.name, None)
             self._add_job(spec.name)
         for decision, arm_jobs, arm in self.empty_arms:
+            # what directly follows the when: jobs outside it with a (non-implied) need inside it
             after = [
                 spec.name
                 for spec in self.doc.jobs
-                if spec.name not in arm_jobs and any(need in arm_jobs for need in spec.needs)
+                if spec.name not in arm_jobs and any(need in arm_jobs for need in needs[spec.name])
             ]
             for job in after:
                 self._route(decision, arm_jobs, job, arm)

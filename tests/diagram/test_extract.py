@@ -244,3 +244,21 @@ def test_conditions_with_operators_read_as_text() -> None:
     labels = {e.label for e in extract(doc).edges if e.kind is EdgeKind.THEN}
 
     assert labels == {'extract.output.rows > 0 and input.mode in ["full", "delta"]'}
+
+
+def test_an_empty_arm_skips_to_what_directly_follows_the_when() -> None:
+    # cleanup also needs load, but through report: the otherwise edge goes to report only
+    doc = document(
+        "after",
+        [
+            job("extract", "a"),
+            job("load", "b", ["extract"], condition=ROWS),
+            job("report", "c", ["extract", "load"]),
+            job("cleanup", "d", ["load", "report"]),
+        ],
+        [Branch(id="w", condition=ROWS, then=["load"])],
+    )
+
+    otherwise = {(e.source, e.target) for e in extract(doc).edges if e.kind is EdgeKind.OTHERWISE}
+
+    assert otherwise == {("@when/w", "report")}
