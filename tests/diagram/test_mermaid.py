@@ -19,7 +19,7 @@ _NODE = re.compile(
     r'^(?P<id>\w+)(?P<open>\(\[|\(\(|\(|\{|\[)"(?P<label>[^"]*)"(?P<close>\]\)|\)\)|\)|\}|\])$'
 )
 _EDGE = re.compile(r'^(?P<src>\w+) (?P<arrow>-->|-\.->|---)(?:\|"(?P<label>[^"]*)"\|)? (?P<dst>\w+)$')
-_IGNORED = ("flowchart ", "%%", "subgraph ", "classDef ", "class ", "linkStyle ")
+_IGNORED = ("flowchart ", "%%", "classDef ", "class ", "linkStyle ")
 _SHAPES = {"([": "terminal", "((": "point", "(": "job", "{": "decision", "[": "box"}
 
 
@@ -27,6 +27,10 @@ _SHAPES = {"([": "terminal", "((": "point", "(": "job", "{": "decision", "[": "b
 class Parsed:
     nodes: dict[str, tuple[str, list[str]]] = field(default_factory=dict)  # id -> (shape, label lines)
     edges: list[tuple[str, str, str, str]] = field(default_factory=list)  # (src, arrow, label, dst)
+    subgraphs: dict[str, list[str]] = field(default_factory=dict)  # id -> the nodes defined inside
+
+
+_SUBGRAPH = re.compile(r'^subgraph (?P<id>\w+)\["(?P<label>[^"]*)"\]$')
 
 
 def decode(text: str) -> str:
@@ -43,13 +47,15 @@ def parse(text: str) -> Parsed:
     parsed = Parsed()
     lines = text.splitlines()
     assert lines[0] == "flowchart LR"
-    depth = 0
+    open_subgraphs: list[str] = []
     for raw in lines:
         line = raw.strip()
-        if line.startswith("subgraph "):
-            depth += 1
+        if m := _SUBGRAPH.match(line):
+            open_subgraphs.append(m["id"])
+            parsed.subgraphs[m["id"]] = []
+            continue
         if line == "end":
-            depth -= 1
+            open_subgraphs.pop()
             continue
         if not line or line.startswith(_IGNORED):
             continue
@@ -57,13 +63,15 @@ def parse(text: str) -> Parsed:
             parts = [decode(re.sub(r"</?b>", "", p)) for p in m["label"].split("<br/>")]
             assert m["id"] not in parsed.nodes, f"node {m['id']} defined twice"
             parsed.nodes[m["id"]] = (_SHAPES[m["open"]], parts)
+            for subgraph in open_subgraphs:
+                parsed.subgraphs[subgraph].append(m["id"])
         elif m := _EDGE.match(line):
             parsed.edges.append(
                 (m["src"], m["arrow"], decode(m["label"] or "").replace("<br/>", " "), m["dst"])
             )
         else:
             pytest.fail(f"unexpected Mermaid line: {raw!r}")
-    assert depth == 0, "unbalanced subgraph/end"
+    assert not open_subgraphs, "unbalanced subgraph/end"
     return parsed
 
 
@@ -85,15 +93,17 @@ def check_against_document(text: str, doc: WorkflowDocument) -> None:
     jobs = {node: name for node, name in jobs.items() if name is not None}
     start = [n for n, (shape, lines) in parsed.nodes.items() if shape == "terminal" and lines == ["start"]]
 
-    # every job drawn once, every edge between defined nodes
+    # every job drawn once, every edge between defined nodes (or a subgraph: all of its nodes)
     assert sorted(jobs.values()) == sorted(spec.name for spec in doc.jobs)
     for src, _, _, dst in parsed.edges:
-        assert src in parsed.nodes and dst in parsed.nodes
+        assert src in parsed.nodes or src in parsed.subgraphs
+        assert dst in parsed.nodes or dst in parsed.subgraphs
 
     # job-level predecessors: walk back through decisions, forks and joins
     into: dict[str, set[str]] = {}
     for src, _, _, dst in parsed.edges:
-        into.setdefault(dst, set()).add(src)
+        for target in parsed.subgraphs.get(dst, [dst]):
+            into.setdefault(target, set()).update(parsed.subgraphs.get(src, [src]))
 
     def job_preds(node: str, seen: set[str]) -> set[str]:
         found: set[str] = set()
@@ -178,3 +188,15 @@ def test_run_states_become_classes_and_a_legend() -> None:
     assert "    class j_notify_empty,j_report,legend_pending pending" in text
     assert 'subgraph legend["job state"]' in text
     parse(text)  # still well-formed
+
+
+def test_a_wide_fan_out_is_one_subgraph_linked_as_a_whole() -> None:
+    doc = fan_out(60)
+
+    parsed = parse(to_mermaid(doc))
+
+    assert len(parsed.subgraphs["parallel_1"]) == 60
+    assert [(src, dst) for src, _, _, dst in parsed.edges if "parallel_1" in (src, dst)] == [
+        ("j_prepare", "parallel_1"),
+        ("parallel_1", "j_merge_all_partitions_into_the_warehouse"),
+    ]

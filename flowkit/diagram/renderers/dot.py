@@ -1,7 +1,7 @@
 """``DiagramGraph`` -> ``graphviz.Digraph`` (and so DOT text, SVG, PNG, PDF).
 
 Left to right: the start on the left, phases as clusters in order, parallel jobs stacked in one
-column, then the end. A wide fan-out (``FOLD_AT`` or more jobs with the same upstream and downstream)
+column, then the end. A wide fan-out (``_groups.FOLD_AT`` or more jobs with the same upstream and downstream)
 becomes one node holding a grid of its jobs, read left to right, so 64 shards stay a compact, ordered
 block with one edge in and one out. Labels are HTML-like so names, targets and policies can have their
 own weight and size; every piece of user text is escaped.
@@ -14,6 +14,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from flowkit.diagram import _style, _text
+from flowkit.diagram._groups import wide_groups
 from flowkit.diagram.model import DiagramEdge, DiagramGraph, DiagramNode, EdgeKind, NodeKind
 from flowkit.errors import MissingDependency
 
@@ -57,7 +58,7 @@ def to_digraph(graph: DiagramGraph) -> graphviz.Digraph:
     dot.attr("edge", fontname=FONT, fontsize="10", color=_style.EDGE_COLOR, arrowsize="0.7")
 
     nodes = {node.id: node for node in graph.nodes}
-    groups = {_group_id(index): group for index, group in enumerate(_wide_groups(graph))}
+    groups = {_group_id(index): group for index, group in enumerate(wide_groups(graph))}
     group_of = {node_id: group_id for group_id, group in groups.items() for node_id in group}
 
     def place(target: graphviz.Digraph, node_id: str) -> None:
@@ -91,30 +92,6 @@ def to_digraph(graph: DiagramGraph) -> graphviz.Digraph:
             drawn.add((source, target, edge.kind))
             dot.edge(source, target, **_edge_attrs(edge, nodes))
     return dot
-
-
-FOLD_AT = 12
-"""Parallel jobs with the same upstream and downstream, this many or more, are drawn as one grid."""
-
-
-def _wide_groups(graph: DiagramGraph) -> list[list[str]]:
-    """Jobs in the same phase with exactly the same incoming and outgoing edges, FOLD_AT or more."""
-    incoming: dict[str, set[tuple[str, str, str]]] = {}
-    outgoing: dict[str, set[tuple[str, str, str]]] = {}
-    for edge in graph.edges:
-        incoming.setdefault(edge.target, set()).add((edge.source, edge.kind.value, edge.label))
-        outgoing.setdefault(edge.source, set()).add((edge.target, edge.kind.value, edge.label))
-    phase = {node_id: cluster.id for cluster in graph.clusters for node_id in cluster.nodes}
-    by_key: dict[tuple[object, ...], list[str]] = {}
-    for node in graph.nodes:
-        if node.kind is NodeKind.JOB:
-            key = (
-                phase.get(node.id),
-                frozenset(incoming.get(node.id, ())),
-                frozenset(outgoing.get(node.id, ())),
-            )
-            by_key.setdefault(key, []).append(node.id)
-    return [group for group in by_key.values() if len(group) >= FOLD_AT]
 
 
 def _group_id(index: int) -> str:

@@ -1,5 +1,6 @@
 """``DiagramGraph`` -> Mermaid ``flowchart LR`` text, as GitHub renders it in Markdown.
 
+A wide fan-out is a subgraph linked as a whole (one edge in, one out), like the Graphviz grid.
 Node ids are generated (``j_<name>``, ``when_1``, ...) because Mermaid reserves words such as ``end``
 and reads ``-`` and ``o`` next to arrows as edge syntax; the job name is in the label. Labels are quoted
 and user text is written with Mermaid's entity codes (``#quot;``, ``#lt;``...), so conditions such as
@@ -11,6 +12,7 @@ from __future__ import annotations
 import re
 
 from flowkit.diagram import _style, _text
+from flowkit.diagram._groups import wide_groups
 from flowkit.diagram.model import DiagramGraph, DiagramNode, EdgeKind, NodeKind
 
 __all__ = ["escape", "render"]
@@ -31,25 +33,44 @@ def render(graph: DiagramGraph) -> str:
     lines = ["flowchart LR", f"    %% workflow: {' '.join(graph.name.split())}"]
     if graph.run_label:
         lines.append(f"    %% {' '.join(graph.run_label.split())}")
+    groups = {f"parallel_{index + 1}": group for index, group in enumerate(wide_groups(graph))}
+    group_of = {node_id: group_id for group_id, group in groups.items() for node_id in group}
+
+    def place(node_id: str, indent: str) -> None:
+        if node_id not in group_of:
+            lines.append(f"{indent}{ids[node_id]}{_shape(nodes[node_id])}")
+        elif groups[group_of[node_id]][0] == node_id:  # a wide fan-out: one subgraph, linked as a whole
+            members = groups[group_of[node_id]]
+            lines.append(f'{indent}subgraph {group_of[node_id]}["{len(members)} jobs in parallel"]')
+            lines.extend(f"{indent}    {ids[member]}{_shape(nodes[member])}" for member in members)
+            lines.append(f"{indent}end")
+
     in_cluster = {node_id for cluster in graph.clusters for node_id in cluster.nodes}
     for node in graph.nodes:
         if node.id not in in_cluster:
-            lines.append(f"    {ids[node.id]}{_shape(node)}")
+            place(node.id, "    ")
     for index, cluster in enumerate(graph.clusters):
         lines.append(f'    subgraph phase_{index}["{escape(cluster.label)}"]')
-        lines.extend(f"        {ids[node_id]}{_shape(nodes[node_id])}" for node_id in cluster.nodes)
+        for node_id in cluster.nodes:
+            place(node_id, "        ")
         lines.append("    end")
 
     link_styles: dict[EdgeKind, list[int]] = {EdgeKind.THEN: [], EdgeKind.OTHERWISE: []}
-    for index, edge in enumerate(graph.edges):
+    drawn: set[tuple[str, str, EdgeKind]] = set()
+    for edge in graph.edges:
+        source = group_of.get(edge.source, ids[edge.source])
+        target = group_of.get(edge.target, ids[edge.target])
+        if (source, target, edge.kind) in drawn:  # a group's shared edges are drawn once
+            continue
+        drawn.add((source, target, edge.kind))
         into_point = nodes[edge.target].kind in (NodeKind.JOIN, NodeKind.FORK)
         arrow = "-.->" if edge.kind is EdgeKind.OTHERWISE else ("---" if into_point else "-->")
         label = ""
         if edge.label:
             label = '|"' + "<br/>".join(escape(line) for line in _text.wrap_text(edge.label)) + '"|'
-        lines.append(f"    {ids[edge.source]} {arrow}{label} {ids[edge.target]}")
         if edge.kind in link_styles:
-            link_styles[edge.kind].append(index)
+            link_styles[edge.kind].append(len(drawn) - 1)
+        lines.append(f"    {source} {arrow}{label} {target}")
     for kind, color in ((EdgeKind.THEN, _style.THEN_COLOR), (EdgeKind.OTHERWISE, _style.OTHERWISE_COLOR)):
         if link_styles[kind]:
             numbers = ",".join(map(str, link_styles[kind]))
