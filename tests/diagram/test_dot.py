@@ -101,3 +101,27 @@ def test_to_digraph_returns_a_graphviz_digraph() -> None:
 
     assert isinstance(digraph, graphviz.Digraph)
     assert digraph.name == "nightly-etl"
+
+
+def test_output_does_not_depend_on_hash_seeds() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = (
+        "import diagram_docs as b\n"
+        "from flowkit.diagram import to_dot, to_mermaid\n"
+        "for d in (b.etl(), b.checkout(), b.fan_out(30), b.all_to_all(20)):\n"
+        "    print(to_dot(d)); print(to_mermaid(d))\n"
+    )
+    outputs = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT / "tests" / "diagram")}
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, check=True
+        )
+        outputs.add(result.stdout)
+
+    assert len(outputs) == 1
