@@ -98,3 +98,15 @@ def test_job_names_that_are_not_safe_paths_are_refused(store: Store) -> None:
 def test_an_empty_run_id_is_refused(store: Store) -> None:
     with pytest.raises(RunError, match="a run id is a non-empty string"):
         start_run(store, DOC, {}, run_id=" ")
+
+
+def test_starting_again_after_a_crash_between_the_two_inserts_completes_the_start(store: Store) -> None:
+    from flowkit.runtime.start import new_run_document
+
+    store.insert_run(new_run_document(DOC, {"a": 1}, "r-1"))  # the process died before the event
+    assert store.statuses.count_documents({}) == 0
+
+    run = start_run(store, DOC, {"a": 1}, run_id="r-1")
+
+    assert run.id == "r-1"
+    assert [s["key"] for s in store.statuses.find({})] == ["r-1/*/0/started"]
