@@ -1,19 +1,7 @@
-"""Fixtures for runtime tests: a ``World`` (real store + handlers + Reporter) on each backend."""
+"""Runtime tests.
 
-from __future__ import annotations
-
-from collections.abc import Callable
-from typing import Any
-
-import pytest
-from _harness import World
-
-
-@pytest.fixture
-def make_world(database: Any) -> Callable[..., World]:
-    """``make_world(outcomes=..., outputs=...)`` on the embedded database."""
-
-    def make(**kwargs: Any) -> World:
-        return World(database, **kwargs)
-
-    return make
+Database fixtures (``database``, ``wire_database``, ``any_database``, ``wire_server``) live in
+``tests/conftest.py``. Shared helpers are plain modules next to the tests: ``_harness.py`` (documents,
+scenarios, the ``World`` of real store + handlers + Reporter, the invariants), ``_stepper.py`` (one
+database operation at a time), ``_worker.py`` (one OS process of the multi-process test).
+"""
