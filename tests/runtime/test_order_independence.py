@@ -4,6 +4,7 @@
    pending envelope goes to which handler next, which in-flight invocation performs its next database
    operation (so handlers interleave *inside* their read/compare-and-set sequences), which dispatched
    job reports, duplicates of any delivery, and late re-deliveries of old ones.
+   A few of those schedules also run against the wire server over TCP.
 2. Real threads race through the handlers against a MongoDB wire-protocol server over TCP.
 3. Several OS processes, each with its own MongoClient (like Lambda containers), share the work.
 
@@ -20,6 +21,7 @@ import random
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +66,9 @@ class RandomChoices:
         return self.rng.random() < 0.25
 
 
-def run_schedule(scenario: Scenario, choices: Any, *, duplicates: int = 6, max_steps: int = 5000) -> None:
+def run_schedule(
+    scenario: Scenario, choices: Any, *, duplicates: int = 6, max_steps: int = 5000, database: Any = None
+) -> None:
     """Drive one run of ``scenario`` under the schedule ``choices`` makes and check the invariants.
 
     Besides picking what happens next, the schedule makes things *slow*: an invocation may get stuck
@@ -75,7 +79,9 @@ def run_schedule(scenario: Scenario, choices: Any, *, duplicates: int = 6, max_s
     """
     stepper = Stepper()
     world = World(
-        SteppedDatabase(embedded_database(), stepper), outcomes=scenario.outcomes, outputs=scenario.outputs
+        SteppedDatabase(embedded_database() if database is None else database, stepper),
+        outcomes=scenario.outcomes,
+        outputs=scenario.outputs,
     )
     run_id = "r-1"
     start_run(world.store, scenario.document, scenario.input, run_id=run_id)
@@ -143,6 +149,18 @@ def run_schedule(scenario: Scenario, choices: Any, *, duplicates: int = 6, max_s
 @given(data=st.data())
 def test_any_schedule_gives_the_same_run(name: str, data: Any) -> None:
     run_schedule(SCENARIOS[name], HypothesisChoices(data))
+
+
+@pytest.mark.parametrize("name", ["join", "skip-race", "handled-failure"])
+@settings(max_examples=max(2, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_schedules_over_tcp_give_the_same_run(wire_client: Any, name: str, data: Any) -> None:
+    """The same stepped schedules against the wire server (each example in a fresh database)."""
+    database = wire_client[f"flowkit_order_{uuid.uuid4().hex[:10]}"]
+    try:
+        run_schedule(SCENARIOS[name], HypothesisChoices(data), database=database)
+    finally:
+        wire_client.drop_database(database.name)
 
 
 def test_the_harness_catches_a_handler_that_decides_on_a_stale_snapshot(
