@@ -267,3 +267,15 @@ def test_a_non_positive_timeout_is_a_usage_error(capsys: pytest.CaptureFixture[s
 
     assert caught.value.code == 2
     assert "argument --timeout: expected a" in capsys.readouterr().err
+
+
+def test_diagram_svg_of_a_failed_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "run.svg"
+
+    code, _, _ = _run(capsys, ORDERS, "--mock-file", _fail(tmp_path), "--diagram", str(path))
+
+    assert code == 1  # the diagram is written for failed runs too
+    svg = path.read_text()
+    assert "<svg" in svg
+    assert "reserve&#45;stock" in svg  # graphviz escapes '-'
+    assert ": failed</text>" in svg  # the caption carries the run's outcome
