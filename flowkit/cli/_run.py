@@ -117,6 +117,13 @@ def _check_diagram_path(path: str) -> None:
         raise _BadInput(f"--diagram {path}: {exc}") from exc
 
 
+def _stderr_console() -> Any:
+    """With --json, stdout carries the document only: the live table goes to stderr."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 def run(args: argparse.Namespace) -> int:
     from flowkit.local.mocks import combine, load_mock_file, parse_mock_option
     from flowkit.local.runner import check_runnable, resolve, run_workflow
@@ -147,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
             mongo_uri=args.mongo_uri,
             timeout=args.timeout,
             display=live,
+            console=_stderr_console() if live and args.json else None,
         )
     except FlowkitError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -170,13 +170,14 @@ def run_workflow(
     settings: Settings | None = None,
     run_id: str | None = None,
     workers: int = 16,
+    console: Any = None,
 ) -> LocalRun:
     """Run a workflow locally to completion and return the finished run.
 
     ``mocks`` replaces job outcomes (see ``flowkit.local.mocks``); ``chaos=SEED`` makes the bus
     duplicate, reorder and delay deliveries. The store is ``database`` (a pymongo ``Database``) if
     given, else MongoDB at ``mongo_uri``, else a fresh embedded store. Collection names come from
-    ``settings`` (default: the environment). ``display=True`` shows the live table on stdout.
+    ``settings`` (default: the environment). ``display=True`` shows the live table on stdout (or on ``console``, a rich ``Console``).
 
     Raises ``InvalidMock`` before starting if a job has neither a body nor a mock, ``RunError`` if
     the run has not ended after ``timeout`` seconds or stalls (naming the unfinished jobs).
@@ -249,7 +250,7 @@ def run_workflow(
     if display:
         from flowkit.local.display import LiveDisplay
 
-        live = LiveDisplay(progress)
+        live = LiveDisplay(progress, console=console)
     began = time.monotonic()
     try:
         if live is not None:

@@ -279,3 +279,10 @@ def test_diagram_svg_of_a_failed_run(capsys: pytest.CaptureFixture[str], tmp_pat
     assert "<svg" in svg
     assert "reserve&#45;stock" in svg  # graphviz escapes '-'
     assert ": failed</text>" in svg  # the caption carries the run's outcome
+
+
+def test_json_with_a_forced_display_keeps_stdout_pure_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, ETL, "--input", '{"date": "2026-11-27"}', "--json", "--display", "always")
+
+    assert code == 0
+    assert json.loads(out)["status"] == "succeeded"
