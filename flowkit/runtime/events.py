@@ -24,6 +24,11 @@ with "Enable Extended JSON"), so local runs exercise the production parsing path
 A malformed event raises :class:`~flowkit.errors.EventError` naming what is wrong and where; nothing is
 read or written before parsing succeeds, so AWS retries the event and then sends it to the dead-letter
 queue.
+
+:func:`parse_event` returns a :class:`Status`, a frozen dataclass validated by hand: this module is on
+the Lambda's first-event path and stays free of pydantic (importing it and building the schema cost
+~200 ms of a cold start). ``flowkit.document.StatusEvent`` remains the published schema of a
+``statuses`` document; ``tests/runtime/test_events.py`` checks that the two agree field by field.
 """
 
 from __future__ import annotations
@@ -31,25 +36,29 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Final, Literal
 
 from bson import json_util
 from bson.datetime_ms import DatetimeMS
 from bson.decimal128 import Decimal128
-from bson.int64 import Int64
 from bson.json_util import CANONICAL_JSON_OPTIONS, RELAXED_JSON_OPTIONS, JSONOptions
 from bson.objectid import ObjectId
 from bson.timestamp import Timestamp
-from pydantic import ValidationError
 
-from flowkit.document import EventStatus, StatusEvent, status_key
 from flowkit.errors import EventError
+from flowkit.runtime.store import status_key
 
 __all__ = [
     "DETAIL_TYPE_PREFIX",
+    "STATUS_VALUES",
     "TRIGGER_SOURCE_PREFIX",
+    "ErrorInfo",
+    "EventStatus",
     "JsonFormat",
+    "Status",
     "parse_event",
     "to_envelope",
 ]
@@ -60,17 +69,79 @@ DETAIL_TYPE_PREFIX: Final = "MongoDB Database Trigger for "
 JsonFormat = Literal["relaxed", "canonical", "default"]
 """How ``detail`` is written: relaxed / canonical Extended JSON, or the trigger's default JSON."""
 
+
+class EventStatus(StrEnum):
+    """The ``status`` of a status event (the members of ``flowkit.document.EventStatus``, without pydantic)."""
+
+    STARTED = "started"
+    SUCCESS = "success"
+    FAILED = "failed"
+
+
+STATUS_VALUES: Final = tuple(status.value for status in EventStatus)
+
 _DECODE_OPTIONS: Final = JSONOptions(tz_aware=True, tzinfo=UTC)
-_STATUSES: Final = ", ".join(status.value for status in EventStatus)
+_STATUSES: Final = ", ".join(STATUS_VALUES)
 _ROOT: Final = "event"
+# Like pydantic: a number above this is epoch milliseconds, below it epoch seconds.
+_MS_THRESHOLD: Final = 2e10
+
+
+# --------------------------------------------------------------------------- the runtime type
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """Why a job (or run) failed: the ``error`` of a status event."""
+
+    type: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A parsed status event: the fields of ``flowkit.document.StatusEvent``, without pydantic.
+
+    ``time`` is always timezone-aware UTC; ``output`` is plain JSON data.
+    """
+
+    key: str
+    run_id: str
+    workflow: str
+    job: str | None
+    attempt: int
+    status: EventStatus
+    output: Any
+    error: ErrorInfo | None
+    time: datetime
+
+    def as_document(self) -> dict[str, Any]:
+        """The fields as a ``statuses`` document (``error`` a dict, ``time`` a datetime)."""
+        error = None if self.error is None else {"type": self.error.type, "message": self.error.message}
+        return {
+            "key": self.key,
+            "run_id": self.run_id,
+            "workflow": self.workflow,
+            "job": self.job,
+            "attempt": self.attempt,
+            "status": self.status.value,
+            "output": self.output,
+            "error": error,
+            "time": self.time,
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        """The fields as JSON data, as ``StatusEvent.model_dump(mode="json")`` writes them."""
+        document = self.as_document()
+        iso = self.time.isoformat()
+        document["time"] = iso[:-6] + "Z" if iso.endswith("+00:00") else iso
+        return document
 
 
 # --------------------------------------------------------------------------- parsing
 
 
-def parse_event(
-    envelope: object, *, database: str | None = None, collection: str | None = None
-) -> StatusEvent:
+def parse_event(envelope: object, *, database: str | None = None, collection: str | None = None) -> Status:
     """The status event carried by an Atlas-trigger EventBridge ``envelope``.
 
     ``database`` / ``collection``, when given, must match the change event's namespace (``detail.ns``):
@@ -161,24 +232,139 @@ def _bad_field(document: Mapping[str, Any], where: str) -> str:
     return where
 
 
-def _status_event(document: dict[str, Any], where: str) -> StatusEvent:
-    fields = dict(document)
-    for name in ("output", "error"):
-        if name in fields:
-            fields[name] = to_plain(fields[name])
-    for name in ("attempt",):
-        if isinstance(fields.get(name), Int64):
-            fields[name] = int(fields[name])
-    try:
-        event = StatusEvent.model_validate(fields)
-    except ValidationError as exc:
-        raise EventError(
-            "; ".join(_describe(error, where) for error in exc.errors(include_url=False)),
-            **_context(fields),
-        ) from exc
+def _status_event(document: dict[str, Any], where: str) -> Status:
+    """Check every field of ``document`` (all problems are reported together), then their consistency."""
+    problems: list[str] = []
+
+    def problem(name: str, text: str, value: object) -> None:
+        problems.append(f"{where}.{name}: {text} (got {_short(value)})")
+
+    def text(name: str, *, optional: bool = False) -> str | None:
+        if name not in document:
+            if not optional:
+                problems.append(f"{where}.{name}: missing")
+            return None
+        value = document[name]
+        if isinstance(value, str) or (optional and value is None):
+            return value
+        problem(name, "input should be a valid string", value)
+        return None
+
+    key, run_id, workflow = text("key"), text("run_id"), text("workflow")
+    job = text("job", optional=True)
+    attempt = _attempt(document.get("attempt", 0), f"{where}.attempt", problems)
+    status: EventStatus | None = None
+    if "status" not in document:
+        problems.append(f"{where}.status: missing")
+    elif document["status"] not in STATUS_VALUES:
+        problems.append(f"{where}.status: {_short(document['status'])} is not one of {_STATUSES}")
+    else:
+        status = EventStatus(document["status"])
+    output = to_plain(document.get("output"))
+    error = _error(to_plain(document.get("error")), f"{where}.error", problems)
+    moment = _time(document["time"], f"{where}.time", problems) if "time" in document else None
+    if "time" not in document:
+        problems.append(f"{where}.time: missing")
+    if (
+        problems
+        or key is None
+        or run_id is None
+        or workflow is None
+        or attempt is None
+        or status is None
+        or moment is None
+    ):
+        raise EventError("; ".join(problems), **_context(document))
+    event = Status(
+        key=key,
+        run_id=run_id,
+        workflow=workflow,
+        job=job,
+        attempt=attempt,
+        status=status,
+        output=output,
+        error=error,
+        time=moment,
+    )
     _check_consistency(event, where)
-    moment = event.time.replace(tzinfo=UTC) if event.time.tzinfo is None else event.time.astimezone(UTC)
-    return event.model_copy(update={"time": moment})
+    return event
+
+
+def _attempt(value: object, where: str, problems: list[str]) -> int | None:
+    """A whole number (an int, an Int64, or a float without a fraction); not a bool, not a string."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, float) and value == value and abs(value) != float("inf"):
+        problems.append(
+            f"{where}: input should be a valid integer, got a number with a fractional part "
+            f"(got {_short(value)})"
+        )
+    else:
+        problems.append(f"{where}: input should be a valid integer (got {_short(value)})")
+    return None
+
+
+def _error(value: object, where: str, problems: list[str]) -> ErrorInfo | None:
+    """``None`` or ``{"type": str, "message": str}`` (nothing else: as ``flowkit.document.JobError``)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        problems.append(f"{where}: input should be an object with type and message (got {_short(value)})")
+        return None
+    before = len(problems)
+    fields: dict[str, str] = {}
+    for name in ("type", "message"):
+        if name not in value:
+            problems.append(f"{where}.{name}: missing")
+        elif not isinstance(value[name], str):
+            problems.append(f"{where}.{name}: input should be a valid string (got {_short(value[name])})")
+        else:
+            fields[name] = value[name]
+    problems.extend(
+        f"{where}.{name}: extra inputs are not permitted (got {_short(value[name])})"
+        for name in value
+        if name not in ("type", "message")
+    )
+    if len(problems) > before:
+        return None
+    return ErrorInfo(type=fields["type"], message=fields["message"])
+
+
+def _time(value: object, where: str, problems: list[str]) -> datetime | None:
+    """A datetime, an ISO-8601 string or epoch seconds/milliseconds, as an aware UTC datetime.
+
+    Without a zone it is UTC. Numbers follow pydantic's rule: above 2e10 they are milliseconds.
+    """
+    moment: datetime | None = None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        moment = _from_epoch(float(value))
+    elif isinstance(value, str):
+        try:
+            moment = _from_epoch(float(value))
+        except ValueError:
+            try:
+                moment = datetime.fromisoformat(value)
+            except ValueError:
+                moment = None
+    if moment is None:
+        problems.append(f"{where}: input should be a valid datetime (got {_short(value)})")
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _from_epoch(number: float) -> datetime | None:
+    """``number`` seconds (or milliseconds, above 2e10) since the epoch; None if out of range."""
+    if number != number:  # NaN
+        return None
+    seconds = number / 1000 if abs(number) > _MS_THRESHOLD else number
+    try:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _context(fields: Mapping[str, Any]) -> dict[str, str | None]:
@@ -191,17 +377,7 @@ def _context(fields: Mapping[str, Any]) -> dict[str, str | None]:
     return {"run_id": text("run_id"), "workflow": text("workflow"), "job": text("job")}
 
 
-def _describe(error: Any, where: str) -> str:
-    path = ".".join([where, *(str(part) for part in error["loc"])])
-    value = error.get("input")
-    if error["type"] == "missing":
-        return f"{path}: missing"
-    if error["type"] == "enum":
-        return f"{path}: {_short(value)} is not one of {_STATUSES}"
-    return f"{path}: {error['msg'].lower()} (got {_short(value)})"
-
-
-def _check_consistency(event: StatusEvent, where: str) -> None:
+def _check_consistency(event: Status, where: str) -> None:
     context = {"run_id": event.run_id, "workflow": event.workflow, "job": event.job}
     problem: str | None = None
     if event.job is None:

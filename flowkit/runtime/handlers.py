@@ -141,10 +141,9 @@ class Runtime:
         config = self.store.read_notifications(status.run_id)
         if config is None:
             raise UnknownRun(f"run {status.run_id!r} does not exist", run_id=status.run_id)
-        from flowkit.document import Notifications
-        from flowkit.runtime.notify import notify_event
+        from flowkit.runtime.notify import NotifySettings, notify_event
 
-        sent = notify_event(status, Notifications.model_validate(config), notifier)
+        sent = notify_event(status, NotifySettings.from_config(config, run_id=status.run_id), notifier)
         return {"run_id": status.run_id, "action": "notified", "sent": sent}
 
     # ------------------------------------------------------------------ steps

@@ -18,6 +18,9 @@ generic webhook receives a kind only when the workflow sets ``notifications.webh
 
 slack-sdk is imported only when a Slack client is created (it costs ~100 ms of import time, which a
 Lambda cold start without Slack should not pay). Create notifiers once per container and reuse them.
+Like the rest of the handlers' path this module does not use pydantic: it takes the parsed
+:class:`~flowkit.runtime.events.Status` and reads the run's stored ``config.notifications`` into a
+:class:`NotifySettings` (defaults identical to ``flowkit.document.Notifications``, checked by a test).
 """
 
 from __future__ import annotations
@@ -26,19 +29,22 @@ import json
 import logging
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final, Literal, Protocol, get_args, runtime_checkable
 
-from flowkit.document import EventStatus, Notifications, NotifyKind, StatusEvent
-from flowkit.errors import MissingDependency, NotifyError
+from flowkit.errors import MissingDependency, NotifyError, RunError
 from flowkit.runtime.config import Settings
+from flowkit.runtime.events import EventStatus, Status
 
 __all__ = [
+    "NOTIFY_KINDS",
     "Message",
     "Notifier",
     "Notifiers",
+    "NotifyKind",
+    "NotifySettings",
     "SlackNotifier",
     "WebhookNotifier",
     "build_message",
@@ -48,6 +54,14 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+NotifyKind = Literal[
+    "run.started", "run.succeeded", "run.failed", "job.started", "job.succeeded", "job.failed"
+]
+"""What a notification is about (the values of ``flowkit.document.NotifyKind``)."""
+NOTIFY_KINDS: Final[tuple[NotifyKind, ...]] = get_args(NotifyKind)
+_KINDS: Final[dict[str, NotifyKind]] = {kind: kind for kind in NOTIFY_KINDS}
+_DEFAULT_ON: Final[tuple[NotifyKind, ...]] = ("run.failed", "job.failed")
 
 _RUN_KINDS: Final[dict[EventStatus, NotifyKind]] = {
     EventStatus.STARTED: "run.started",
@@ -73,6 +87,77 @@ _OUTPUT_LIMIT: Final = 1000
 _FIELD_LIMIT: Final = 1900
 
 
+# --------------------------------------------------------------------------- the workflow's settings
+
+
+@dataclass(frozen=True, slots=True)
+class NotifySettings:
+    """A workflow's ``notifications`` settings (the fields and defaults of ``flowkit.document.Notifications``)."""
+
+    slack_channel: str | None = None
+    on: tuple[NotifyKind, ...] = _DEFAULT_ON
+    mention: str | None = None
+    """Added to failure messages, e.g. ``<!here>``."""
+    webhook: bool = False
+    """Also post to the generic JSON webhook."""
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any] | None, *, run_id: str | None = None) -> NotifySettings:
+        """The settings stored in a run's ``config.notifications`` (missing fields take their defaults).
+
+        A field of the wrong type raises :class:`~flowkit.errors.RunError` naming it (the stored document
+        is broken; retrying will not help, so the event goes to the dead-letter queue). Kinds in ``on``
+        that this version does not know, and unknown fields, are logged and ignored: a run started by a
+        newer flowkit still gets the notifications this version can send.
+        """
+        config = config or {}
+        where = "config.notifications"
+
+        def bad(name: str, expected: str) -> RunError:
+            value = repr(config[name])
+            shown = value if len(value) <= 80 else value[:77] + "..."
+            return RunError(
+                f"run {run_id!r}: {where}.{name}: expected {expected}, got {shown}", run_id=run_id
+            )
+
+        def optional_text(name: str) -> str | None:
+            value = config.get(name)
+            if value is None or isinstance(value, str):
+                return value
+            raise bad(name, "a string or null")
+
+        unknown = sorted(str(name) for name in config if name not in _SETTINGS_FIELDS)
+        if unknown:
+            logger.warning("run %r: ignoring unknown %s fields %s", run_id, where, ", ".join(unknown))
+        on = _DEFAULT_ON
+        if "on" in config:
+            raw = config["on"]
+            if not isinstance(raw, list | tuple) or not all(isinstance(kind, str) for kind in raw):
+                raise bad("on", "a list of notification kinds")
+            ignored = [kind for kind in raw if kind not in _KINDS]
+            if ignored:
+                logger.warning(
+                    "run %r: ignoring unknown kinds %s in %s.on (known: %s)",
+                    run_id,
+                    ", ".join(map(repr, ignored)),
+                    where,
+                    ", ".join(NOTIFY_KINDS),
+                )
+            on = tuple(_KINDS[kind] for kind in raw if kind in _KINDS)
+        webhook = config.get("webhook", False)
+        if not isinstance(webhook, bool):
+            raise bad("webhook", "true or false")
+        return cls(
+            slack_channel=optional_text("slack_channel"),
+            on=on,
+            mention=optional_text("mention"),
+            webhook=webhook,
+        )
+
+
+_SETTINGS_FIELDS: Final = ("slack_channel", "on", "mention", "webhook")
+
+
 # --------------------------------------------------------------------------- the message
 
 
@@ -93,12 +178,12 @@ class Message:
     """Whether the workflow wants the generic webhook too (``notifications.webhook``)."""
 
 
-def event_kind(status: StatusEvent) -> NotifyKind:
+def event_kind(status: Status) -> NotifyKind:
     """The notification kind of a status event (``run.failed``, ``job.started``, ...)."""
     return (_RUN_KINDS if status.job is None else _JOB_KINDS)[status.status]
 
 
-def build_message(status: StatusEvent, config: Notifications) -> Message:
+def build_message(status: Status, config: NotifySettings) -> Message:
     """The message for ``status``; failures carry ``config.mention``."""
     kind = event_kind(status)
     failed = status.status is EventStatus.FAILED
@@ -111,14 +196,14 @@ def build_message(status: StatusEvent, config: Notifications) -> Message:
             "kind": kind,
             "text": _fallback_text(status, None),
             "mention": mention,
-            "event": status.model_dump(mode="json"),
+            "event": status.as_json(),
         },
         channel=config.slack_channel,
         webhook=config.webhook,
     )
 
 
-def _fallback_text(status: StatusEvent, mention: str | None) -> str:
+def _fallback_text(status: Status, mention: str | None) -> str:
     verb = _VERB[status.status]
     workflow, run_id = _clip(status.workflow, 200), _clip(status.run_id, 200)
     if status.job is None:
@@ -130,7 +215,7 @@ def _fallback_text(status: StatusEvent, mention: str | None) -> str:
     return f"{mention} {text}" if mention else text
 
 
-def _blocks(status: StatusEvent, mention: str | None) -> list[dict[str, Any]]:
+def _blocks(status: Status, mention: str | None) -> list[dict[str, Any]]:
     failed = status.status is EventStatus.FAILED
     emoji = _EMOJI_FAILED if failed else _EMOJI[status.status]
     verb = _VERB[status.status]
@@ -175,7 +260,7 @@ def _blocks(status: StatusEvent, mention: str | None) -> list[dict[str, Any]]:
     return blocks
 
 
-def _slack_date(status: StatusEvent) -> str:
+def _slack_date(status: Status) -> str:
     moment = status.time if status.time.tzinfo else status.time.replace(tzinfo=UTC)
     iso = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time_secs}}|{iso}>"
@@ -452,7 +537,7 @@ class Notifiers:
 # --------------------------------------------------------------------------- entry points
 
 
-def notify_event(status: StatusEvent, config: Notifications, notifier: Notifier) -> bool:
+def notify_event(status: Status, config: NotifySettings, notifier: Notifier) -> bool:
     """Notify about ``status`` if its kind is in ``config.on``; True if something was delivered.
 
     Never raises for a delivery problem: it is logged (with the Slack error code) and False is returned.

@@ -1,8 +1,9 @@
-"""Atlas-trigger EventBridge envelopes -> StatusEvent, and back for the local bus."""
+"""Atlas-trigger EventBridge envelopes -> Status (the runtime's pydantic-free StatusEvent), and back."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import subprocess
@@ -17,9 +18,18 @@ from bson.json_util import CANONICAL_JSON_OPTIONS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowkit.document import EventStatus, JobError, StatusEvent, status_key
+from flowkit.document import EventStatus as SchemaStatus
+from flowkit.document import JobError, StatusEvent, status_key
 from flowkit.errors import EventError
-from flowkit.runtime.events import parse_event, to_envelope, to_plain
+from flowkit.runtime.events import (
+    STATUS_VALUES,
+    ErrorInfo,
+    EventStatus,
+    Status,
+    parse_event,
+    to_envelope,
+    to_plain,
+)
 
 RUN = "nightly-etl-2026-11-27"
 
@@ -65,7 +75,7 @@ EXPECTED: dict[str, dict[str, Any]] = {
         attempt=2,
         status="failed",
         time=at(41, 880),
-        error=JobError(
+        error=ErrorInfo(
             type="OperationalError",
             message="could not connect to server: Connection timed out\n\tIs the server running on host "
             '"warehouse.internal" and accepting TCP/IP connections on port 5432?',
@@ -76,14 +86,14 @@ EXPECTED: dict[str, dict[str, Any]] = {
         attempt=1,
         status="failed",
         time=at(40, 15),
-        error=JobError(type="TimeoutError", message="warehouse did not answer within 30s"),
+        error=ErrorInfo(type="TimeoutError", message="warehouse did not answer within 30s"),
     ),
     "run_failed_relaxed": dict(
         job=None,
         attempt=0,
         status="failed",
         time=at(42, 300),
-        error=JobError(type="JobFailed", message="job 'load' failed"),
+        error=ErrorInfo(type="JobFailed", message="job 'load' failed"),
     ),
     "run_succeeded_canonical": dict(job=None, attempt=0, status="success", time=at(57, 640)),
 }
@@ -119,7 +129,7 @@ def test_fixture_parses_to_the_status_event_it_carries(name: str) -> None:
     # when
     event = parse_event(envelope, database="flowkit", collection="statuses")
     # then
-    assert event == StatusEvent(
+    assert event == Status(
         key=status_key(RUN, want["job"], want["attempt"], want["status"]),
         run_id=RUN,
         workflow="nightly-etl",
@@ -131,6 +141,37 @@ def test_fixture_parses_to_the_status_event_it_carries(name: str) -> None:
         time=want["time"],
     )
     assert event.time.tzinfo is UTC
+
+
+# --------------------------------------------------------------------------- agreement with the schema
+
+
+def as_model(status: Status) -> StatusEvent:
+    """The published pydantic model of the same event (raises if the runtime type drifted from it)."""
+    return StatusEvent.model_validate(status.as_document())
+
+
+def test_the_runtime_type_has_the_fields_of_the_published_schema() -> None:
+    assert [field.name for field in dataclasses.fields(Status)] == list(StatusEvent.model_fields)
+    assert [field.name for field in dataclasses.fields(ErrorInfo)] == list(JobError.model_fields)
+    assert STATUS_VALUES == tuple(EventStatus) == tuple(SchemaStatus)
+    assert [(s.name, s.value) for s in EventStatus] == [(s.name, s.value) for s in SchemaStatus]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_published_schema_accepts_every_parsed_fixture_unchanged(name: str) -> None:
+    # given the fixture parsed by the runtime
+    status = parse_event(load_event(name))
+    # when the pydantic model validates what the runtime parsed
+    model = as_model(status)
+    # then it holds the same values, field by field, and dumps the same JSON
+    assert model.model_dump() == status.as_document()
+    assert list(status.as_document()) == list(StatusEvent.model_fields)
+    assert model.model_dump(mode="json") == status.as_json()
+    # and the model's own parse of the raw document agrees (where the raw form is plain JSON)
+    if name.endswith("_default"):
+        raw = load_event(name)["detail"]["fullDocument"]
+        assert StatusEvent.model_validate(raw) == model
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -242,6 +283,74 @@ def test_inconsistent_status_documents_are_rejected(change: dict[str, Any], mess
     envelope["detail"]["fullDocument"].update(change)
     with pytest.raises(EventError, match=re.escape(message)):
         parse_event(envelope)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"key": 5}, "event.detail.fullDocument.key: input should be a valid string (got 5)"),
+        ({"job": ["a"]}, "event.detail.fullDocument.job: input should be a valid string (got ['a'])"),
+        ({"attempt": True}, "event.detail.fullDocument.attempt: input should be a valid integer (got True)"),
+        ({"attempt": "1"}, "event.detail.fullDocument.attempt: input should be a valid integer (got '1')"),
+        ({"attempt": None}, "event.detail.fullDocument.attempt: input should be a valid integer (got None)"),
+        ({"status": None}, "event.detail.fullDocument.status: None is not one of started, success, failed"),
+        (
+            {"error": {"type": "X", "message": "m", "trace": "..."}},
+            "event.detail.fullDocument.error.trace: extra inputs are not permitted",
+        ),
+        (
+            {"error": "boom"},
+            "event.detail.fullDocument.error: input should be an object with type and message",
+        ),
+        (
+            {"error": {"type": 1, "message": "m"}},
+            "event.detail.fullDocument.error.type: input should be a valid",
+        ),
+        (
+            {"time": "yesterday"},
+            "event.detail.fullDocument.time: input should be a valid datetime (got 'yesterday')",
+        ),
+        ({"time": True}, "event.detail.fullDocument.time: input should be a valid datetime (got True)"),
+        ({"time": 1e300}, "event.detail.fullDocument.time: input should be a valid datetime"),
+    ],
+)
+def test_wrongly_typed_fields_are_named(change: dict[str, Any], message: str) -> None:
+    envelope = load_event("job_started_relaxed")
+    envelope["detail"]["fullDocument"].update(change)
+    with pytest.raises(EventError, match="^" + re.escape(message)):
+        parse_event(envelope)
+
+
+@pytest.mark.parametrize("name", ["key", "run_id", "workflow", "status", "time"])
+def test_every_required_field_is_checked(name: str) -> None:
+    envelope = load_event("job_started_relaxed")
+    del envelope["detail"]["fullDocument"][name]
+    with pytest.raises(EventError, match=f"^event\\.detail\\.fullDocument\\.{name}: missing$"):
+        parse_event(envelope)
+
+
+@pytest.mark.parametrize(
+    "time",
+    [1795744803.12, "1795744803120", "2026-11-27T03:00:03.120+01:00", "2026-11-27 02:00:03.120Z"],
+)
+def test_default_json_times_in_other_forms(time: object) -> None:
+    envelope = load_event("run_started_default")
+    envelope["detail"]["fullDocument"]["time"] = time
+    parsed = parse_event(envelope).time
+    assert parsed == at(3, 120) and parsed.tzinfo is UTC
+
+
+def test_a_job_event_without_attempt_is_inconsistent() -> None:
+    envelope = load_event("job_started_relaxed")
+    del envelope["detail"]["fullDocument"]["attempt"]  # defaults to 0, as in the schema
+    with pytest.raises(EventError, match="a job event has attempt >= 1, got 0"):
+        parse_event(envelope)
+
+
+def test_status_is_immutable() -> None:
+    status = parse_event(load_event("job_started_relaxed"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        status.job = "other"  # type: ignore[misc]
 
 
 def test_several_problems_are_reported_together() -> None:
@@ -380,7 +489,9 @@ def status_docs(draw: st.DrawFn) -> dict[str, Any]:
 def test_parse_event_round_trips_to_envelope(doc: dict[str, Any], json_format: Any) -> None:
     envelope = to_envelope(doc, database="flowkit", collection="statuses", json_format=json_format)
     envelope = json.loads(json.dumps(envelope))  # what goes over the wire is JSON text
-    assert parse_event(envelope, database="flowkit", collection="statuses") == StatusEvent.model_validate(doc)
+    status = parse_event(envelope, database="flowkit", collection="statuses")
+    assert as_model(status) == StatusEvent.model_validate(doc)
+    assert status.as_json() == StatusEvent.model_validate(doc).model_dump(mode="json")
 
 
 # --------------------------------------------------------------------------- import cost

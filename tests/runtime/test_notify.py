@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from _fake_slack import TOKEN, WEBHOOK_SECRET, FakeSlack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowkit.document import EventStatus, JobError, Notifications, NotifyKind, StatusEvent, status_key
-from flowkit.errors import NotifyError
+from flowkit.document import Notifications, status_key
+from flowkit.document import NotifyKind as SchemaNotifyKind
+from flowkit.errors import NotifyError, RunError
 from flowkit.runtime.config import Settings
+from flowkit.runtime.events import ErrorInfo, EventStatus, Status
 from flowkit.runtime.notify import (
+    NOTIFY_KINDS,
     Message,
     Notifiers,
+    NotifyKind,
+    NotifySettings,
     SlackNotifier,
     WebhookNotifier,
     build_message,
@@ -49,12 +55,14 @@ def fake() -> Iterator[FakeSlack]:
         server.stop()
 
 
-def event(status: str = "failed", job: str | None = "load", attempt: int = 2, **fields: Any) -> StatusEvent:
+def event(status: str = "failed", job: str | None = "load", attempt: int = 2, **fields: Any) -> Status:
     if job is None:
         attempt = 0
     if status == "failed" and "error" not in fields:
-        fields["error"] = JobError(type="OperationalError", message="warehouse.internal:5432 timed out")
-    return StatusEvent(
+        fields["error"] = ErrorInfo(type="OperationalError", message="warehouse.internal:5432 timed out")
+    fields.setdefault("output", None)
+    fields.setdefault("error", None)
+    return Status(
         key=status_key("r-42", job, attempt, status),
         run_id="r-42",
         workflow="nightly-etl",
@@ -99,7 +107,7 @@ def test_event_kind(job: str | None, status: str, kind: str) -> None:
 
 
 def test_job_failure_message_names_everything_and_mentions() -> None:
-    message = build_message(event(), Notifications(slack_channel="#etl", mention="<!subteam^S0DATA>"))
+    message = build_message(event(), NotifySettings(slack_channel="#etl", mention="<!subteam^S0DATA>"))
     shown = texts(message.blocks)
     for needle in (
         "nightly-etl",
@@ -119,22 +127,22 @@ def test_job_failure_message_names_everything_and_mentions() -> None:
 
 
 def test_mention_only_on_failures() -> None:
-    message = build_message(event("success", output={"rows": 3}), Notifications(mention="<!here>"))
+    message = build_message(event("success", output={"rows": 3}), NotifySettings(mention="<!here>"))
     assert "<!here>" not in message.text
     assert "<!here>" not in texts(message.blocks)
     assert '{"rows":3}' in texts(message.blocks)
 
 
 def test_run_message_has_no_job_fields() -> None:
-    message = build_message(event("success", job=None), Notifications())
+    message = build_message(event("success", job=None), NotifySettings())
     shown = texts(message.blocks)
     assert "*Job*" not in shown and "*Attempt*" not in shown
     assert message.text == "[nightly-etl] run r-42 succeeded"
 
 
 def test_user_text_is_escaped_for_slack_but_mentions_are_not() -> None:
-    error = JobError(type="KeyError", message="<!channel> & <b>")
-    message = build_message(event(error=error), Notifications(mention="<!here>"))
+    error = ErrorInfo(type="KeyError", message="<!channel> & <b>")
+    message = build_message(event(error=error), NotifySettings(mention="<!here>"))
     assert "&lt;!channel&gt; &amp; &lt;b&gt;" in texts(message.blocks)
     assert "<!channel>" not in texts(message.blocks)
     assert (
@@ -145,7 +153,7 @@ def test_user_text_is_escaped_for_slack_but_mentions_are_not() -> None:
 
 
 def test_huge_errors_stay_within_slack_limits() -> None:
-    message = build_message(event(error=JobError(type="E", message="x" * 50_000)), Notifications())
+    message = build_message(event(error=ErrorInfo(type="E", message="x" * 50_000)), NotifySettings())
     for block in message.blocks:
         if "text" in block:
             assert len(block["text"]["text"]) <= 3000
@@ -153,7 +161,7 @@ def test_huge_errors_stay_within_slack_limits() -> None:
 
 
 def test_generic_payload_carries_the_event() -> None:
-    message = build_message(event(), Notifications(webhook=True, mention="@oncall"))
+    message = build_message(event(), NotifySettings(webhook=True, mention="@oncall"))
     assert message.payload["kind"] == "job.failed"
     assert message.payload["mention"] == "@oncall"
     assert message.payload["event"]["key"] == "r-42/load/2/failed"
@@ -164,11 +172,75 @@ def test_generic_payload_carries_the_event() -> None:
     json.dumps(message.payload)
 
 
+def test_generic_payload_event_is_what_the_published_schema_dumps() -> None:
+    from flowkit.document import StatusEvent
+
+    status = event()
+    message = build_message(status, NotifySettings(webhook=True))
+    model = StatusEvent.model_validate(status.as_document())
+    assert message.payload["event"] == model.model_dump(mode="json")
+    assert message.payload["event"]["time"] == "2026-11-27T02:00:41.880000Z"
+
+
+# --------------------------------------------------------------------------- the workflow's settings
+
+
+def test_settings_defaults_and_kinds_are_the_published_schemas() -> None:
+    defaults = Notifications()
+    assert dataclasses.asdict(NotifySettings()) == {**defaults.model_dump(), "on": tuple(defaults.on)}
+    assert NotifySettings.from_config({}) == NotifySettings() == NotifySettings.from_config(None)
+    assert [field.name for field in dataclasses.fields(NotifySettings)] == list(Notifications.model_fields)
+    assert NOTIFY_KINDS == get_args(NotifyKind) == get_args(SchemaNotifyKind)
+
+
+def test_settings_read_what_the_document_stores() -> None:
+    stored = Notifications(
+        slack_channel="#etl", on=["job.started", "run.failed"], mention="<!here>", webhook=True
+    )
+    settings = NotifySettings.from_config(stored.model_dump(mode="json"), run_id="r-1")
+    assert settings == NotifySettings(
+        slack_channel="#etl", on=("job.started", "run.failed"), mention="<!here>", webhook=True
+    )
+
+
+def test_unknown_kinds_and_fields_are_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    config = {"on": ["job.failed", "run.cancelled", "job.retried"], "digest": "hourly"}
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        settings = NotifySettings.from_config(config, run_id="r-1")
+    assert settings.on == ("job.failed",)
+    assert "run 'r-1': ignoring unknown kinds 'run.cancelled', 'job.retried' in config.notifications.on" in (
+        caplog.text
+    )
+    assert "run 'r-1': ignoring unknown config.notifications fields digest" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"on": "job.failed"},
+            "config.notifications.on: expected a list of notification kinds, got 'job.failed'",
+        ),
+        ({"on": [1]}, "config.notifications.on: expected a list of notification kinds, got [1]"),
+        ({"webhook": "yes"}, "config.notifications.webhook: expected true or false, got 'yes'"),
+        ({"slack_channel": 5}, "config.notifications.slack_channel: expected a string or null, got 5"),
+        (
+            {"mention": ["<!here>"]},
+            "config.notifications.mention: expected a string or null, got ['<!here>']",
+        ),
+    ],
+)
+def test_wrongly_typed_settings_name_the_field(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(RunError, match="^" + re.escape(f"run 'r-1': {message}")) as caught:
+        NotifySettings.from_config(config, run_id="r-1")
+    assert caught.value.run_id == "r-1"
+
+
 # --------------------------------------------------------------------------- Slack Web API (bot token)
 
 
 def test_bot_token_posts_blocks_and_fallback_text(fake: FakeSlack) -> None:
-    config = Notifications(slack_channel="#etl-alerts", mention="<!here>")
+    config = NotifySettings(slack_channel="#etl-alerts", mention="<!here>")
     assert notify_event(event(), config, slack(fake)) is True
     [request] = fake.requests
     assert request.path == "/api/chat.postMessage"
@@ -183,7 +255,7 @@ def test_bot_token_posts_blocks_and_fallback_text(fake: FakeSlack) -> None:
 @pytest.mark.parametrize("kind", ALL_KINDS)
 def test_only_configured_kinds_are_sent(fake: FakeSlack, kind: NotifyKind) -> None:
     # given a workflow that wants exactly one kind
-    config = Notifications(slack_channel="#etl", on=[kind])
+    config = NotifySettings(slack_channel="#etl", on=(kind,))
     notifier = slack(fake)
     sent = []
     # when every kind of event happens
@@ -198,7 +270,7 @@ def test_only_configured_kinds_are_sent(fake: FakeSlack, kind: NotifyKind) -> No
 
 def test_default_configuration_sends_failures_only(fake: FakeSlack) -> None:
     notifier = slack(fake, channel="#default")
-    results = {kind: notify_event(event(s, job=j), Notifications(), notifier) for kind, s, j in [
+    results = {kind: notify_event(event(s, job=j), NotifySettings(), notifier) for kind, s, j in [
         ("run.started", "started", None), ("job.succeeded", "success", "load"), ("job.failed", "failed", "load"),
         ("run.failed", "failed", None)]}  # fmt: skip
     assert results == {"run.started": False, "job.succeeded": False, "job.failed": True, "run.failed": True}
@@ -207,7 +279,7 @@ def test_default_configuration_sends_failures_only(fake: FakeSlack) -> None:
 
 def test_rate_limit_is_retried_after_retry_after(fake: FakeSlack) -> None:
     fake.rate_limited = 1
-    assert notify_event(event(), Notifications(slack_channel="#etl"), slack(fake)) is True
+    assert notify_event(event(), NotifySettings(slack_channel="#etl"), slack(fake)) is True
     assert fake.paths() == ["/api/chat.postMessage", "/api/chat.postMessage"]
 
 
@@ -217,7 +289,7 @@ def test_persistent_rate_limit_is_logged_not_raised(
     fake.rate_limited, fake.retry_after = 5, "0"
     with caplog.at_level(logging.ERROR, logger=LOGGER):
         assert (
-            notify_event(event(), Notifications(slack_channel="#etl"), slack(fake, rate_limit_retries=2))
+            notify_event(event(), NotifySettings(slack_channel="#etl"), slack(fake, rate_limit_retries=2))
             is False
         )
     assert len(fake.requests) == 3
@@ -228,7 +300,7 @@ def test_a_long_retry_after_is_not_waited_for(fake: FakeSlack, caplog: pytest.Lo
     fake.rate_limited, fake.retry_after = 1, "30"
     with caplog.at_level(logging.ERROR, logger=LOGGER):
         assert (
-            notify_event(event(), Notifications(slack_channel="#etl"), slack(fake, max_retry_after=5))
+            notify_event(event(), NotifySettings(slack_channel="#etl"), slack(fake, max_retry_after=5))
             is False
         )
     assert len(fake.requests) == 1
@@ -240,7 +312,7 @@ def test_channel_not_found_is_logged_with_the_slack_code(
 ) -> None:
     fake.missing_channels.add("#gone")
     with caplog.at_level(logging.ERROR, logger=LOGGER):
-        sent = notify_event(event(), Notifications(slack_channel="#gone"), slack(fake))
+        sent = notify_event(event(), NotifySettings(slack_channel="#gone"), slack(fake))
     assert sent is False
     [record] = [r for r in caplog.records if r.name == LOGGER]
     assert record.levelno == logging.ERROR
@@ -252,13 +324,13 @@ def test_channel_not_found_is_logged_with_the_slack_code(
 def test_bad_token_is_logged_with_the_slack_code(fake: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
     notifier = SlackNotifier(token="xoxb-wrong", base_url=fake.base_url)
     with caplog.at_level(logging.ERROR, logger=LOGGER):
-        assert notify_event(event(), Notifications(slack_channel="#etl"), notifier) is False
+        assert notify_event(event(), NotifySettings(slack_channel="#etl"), notifier) is False
     assert "invalid_auth" in caplog.text
 
 
 def test_send_raises_notify_error_with_the_code(fake: FakeSlack) -> None:
     fake.missing_channels.add("#gone")
-    message = build_message(event(), Notifications(slack_channel="#gone"))
+    message = build_message(event(), NotifySettings(slack_channel="#gone"))
     with pytest.raises(NotifyError) as caught:
         slack(fake).send(message)
     assert caught.value.code == "channel_not_found"
@@ -266,7 +338,7 @@ def test_send_raises_notify_error_with_the_code(fake: FakeSlack) -> None:
 
 def test_no_channel_with_a_bot_token_is_a_warning(fake: FakeSlack, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger=LOGGER):
-        assert notify_event(event(), Notifications(), slack(fake)) is False
+        assert notify_event(event(), NotifySettings(), slack(fake)) is False
     assert fake.requests == []
     assert "notifications.slack_channel" in caplog.text
 
@@ -281,7 +353,7 @@ def free_port() -> int:
 def test_slack_down_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     notifier = SlackNotifier(token=TOKEN, base_url=f"http://127.0.0.1:{free_port()}/api/", timeout=2)
     with caplog.at_level(logging.ERROR, logger=LOGGER):
-        assert notify_event(event(), Notifications(slack_channel="#etl"), notifier) is False
+        assert notify_event(event(), NotifySettings(slack_channel="#etl"), notifier) is False
     assert "could not reach Slack" in caplog.text
 
 
@@ -290,7 +362,7 @@ def test_slack_down_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> No
 
 def test_incoming_webhook_posts_text_and_blocks(fake: FakeSlack) -> None:
     notifier = SlackNotifier(webhook_url=fake.webhook_url)
-    config = Notifications(on=["job.failed"], mention="<!here>")
+    config = NotifySettings(on=("job.failed",), mention="<!here>")
     assert notify_event(event(), config, notifier) is True
     [request] = fake.requests
     assert request.path == f"/services/T000/B000/{WEBHOOK_SECRET}"
@@ -302,7 +374,7 @@ def test_incoming_webhook_posts_text_and_blocks(fake: FakeSlack) -> None:
 
 def test_incoming_webhook_rate_limit_is_retried(fake: FakeSlack) -> None:
     fake.webhook_rate_limited, fake.retry_after = 1, "0"
-    assert notify_event(event(), Notifications(), SlackNotifier(webhook_url=fake.webhook_url)) is True
+    assert notify_event(event(), NotifySettings(), SlackNotifier(webhook_url=fake.webhook_url)) is True
     assert len(fake.requests) == 2
 
 
@@ -311,7 +383,7 @@ def test_incoming_webhook_error_is_logged_with_its_code(
 ) -> None:
     fake.webhook_answer = (404, "channel_not_found")
     with caplog.at_level(logging.ERROR, logger=LOGGER):
-        assert notify_event(event(), Notifications(), SlackNotifier(webhook_url=fake.webhook_url)) is False
+        assert notify_event(event(), NotifySettings(), SlackNotifier(webhook_url=fake.webhook_url)) is False
     assert "HTTP 404: channel_not_found" in caplog.text
     assert WEBHOOK_SECRET not in caplog.text
 
@@ -320,7 +392,7 @@ def test_incoming_webhook_error_is_logged_with_its_code(
 
 
 def test_generic_webhook_posts_the_json_payload(fake: FakeSlack) -> None:
-    config = Notifications(webhook=True, on=["job.failed"])
+    config = NotifySettings(webhook=True, on=("job.failed",))
     assert notify_event(event(), config, WebhookNotifier(fake.generic_url)) is True
     [request] = fake.requests
     assert request.headers["content-type"] == "application/json"
@@ -329,13 +401,13 @@ def test_generic_webhook_posts_the_json_payload(fake: FakeSlack) -> None:
 
 
 def test_generic_webhook_only_for_workflows_that_ask(fake: FakeSlack) -> None:
-    assert notify_event(event(), Notifications(webhook=False), WebhookNotifier(fake.generic_url)) is False
+    assert notify_event(event(), NotifySettings(webhook=False), WebhookNotifier(fake.generic_url)) is False
     assert fake.requests == []
 
 
 def test_generic_webhook_retries_once_on_429(fake: FakeSlack) -> None:
     fake.generic_answers = [(429, {"Retry-After": "0"})]
-    assert notify_event(event(), Notifications(webhook=True), WebhookNotifier(fake.generic_url)) is True
+    assert notify_event(event(), NotifySettings(webhook=True), WebhookNotifier(fake.generic_url)) is True
     assert fake.paths() == ["/hooks/generic", "/hooks/generic"]
 
 
@@ -344,7 +416,7 @@ def test_generic_webhook_error_is_logged_not_raised(
 ) -> None:
     fake.generic_answers = [(500, {})]
     with caplog.at_level(logging.ERROR, logger=LOGGER):
-        assert notify_event(event(), Notifications(webhook=True), WebhookNotifier(fake.generic_url)) is False
+        assert notify_event(event(), NotifySettings(webhook=True), WebhookNotifier(fake.generic_url)) is False
     assert "answered HTTP 500" in caplog.text
     assert len(fake.requests) == 1
 
@@ -352,7 +424,7 @@ def test_generic_webhook_error_is_logged_not_raised(
 def test_generic_webhook_down_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     notifier = WebhookNotifier(f"http://127.0.0.1:{free_port()}/hook?token=abc", timeout=2)
     with caplog.at_level(logging.ERROR, logger=LOGGER):
-        assert notify_event(event(), Notifications(webhook=True), notifier) is False
+        assert notify_event(event(), NotifySettings(webhook=True), notifier) is False
     assert "could not reach webhook 127.0.0.1" in caplog.text
     assert "token=abc" not in caplog.text
 
@@ -371,7 +443,7 @@ def test_one_failing_notifier_does_not_stop_the_other(
     fake.missing_channels.add("#gone")
     both = Notifiers([slack(fake), WebhookNotifier(fake.generic_url)])
     with caplog.at_level(logging.ERROR, logger=LOGGER):
-        sent = notify_event(event(), Notifications(slack_channel="#gone", webhook=True), both)
+        sent = notify_event(event(), NotifySettings(slack_channel="#gone", webhook=True), both)
     assert sent is True  # the generic webhook got it
     assert fake.paths() == ["/api/chat.postMessage", "/hooks/generic"]
     assert "channel_not_found" in caplog.text
@@ -383,7 +455,7 @@ def test_unexpected_notifier_errors_are_logged_not_raised(caplog: pytest.LogCapt
             raise RuntimeError("boom")
 
     with caplog.at_level(logging.ERROR, logger=LOGGER):
-        assert notify_event(event(), Notifications(), Broken()) is False
+        assert notify_event(event(), NotifySettings(), Broken()) is False
     assert "boom" in caplog.text
 
 
@@ -410,7 +482,7 @@ def test_settings_with_slack_and_generic_webhook_reach_both(fake: FakeSlack) -> 
     settings = Settings.from_env({"FLOWKIT_SLACK_TOKEN": TOKEN, "FLOWKIT_WEBHOOK_URL": fake.generic_url})
     notifier = notifier_from_settings(settings, slack_base_url=fake.base_url)
     assert isinstance(notifier, Notifiers)
-    assert notify_event(event(), Notifications(slack_channel="#etl", webhook=True), notifier) is True
+    assert notify_event(event(), NotifySettings(slack_channel="#etl", webhook=True), notifier) is True
     assert fake.paths() == ["/api/chat.postMessage", "/hooks/generic"]
 
 
@@ -423,7 +495,7 @@ def test_slack_notifier_needs_a_way_to_reach_slack() -> None:
 
 texts_st = st.text(max_size=4000) | st.text(alphabet="<>&a", max_size=4000)
 statuses = st.builds(
-    StatusEvent,
+    Status,
     key=st.text(max_size=300),
     run_id=st.text(min_size=1, max_size=600) | st.text(alphabet="<>&", min_size=1, max_size=600),
     workflow=st.text(min_size=1, max_size=300),
@@ -432,7 +504,9 @@ statuses = st.builds(
     status=st.sampled_from(list(EventStatus)),
     output=st.none() | st.dictionaries(st.text(max_size=20), texts_st, max_size=10),
     error=st.none()
-    | st.builds(JobError, type=st.text(max_size=300) | st.text(alphabet="<", max_size=300), message=texts_st),
+    | st.builds(
+        ErrorInfo, type=st.text(max_size=300) | st.text(alphabet="<", max_size=300), message=texts_st
+    ),
     time=st.datetimes(timezones=st.just(UTC)),
 )
 
@@ -455,24 +529,24 @@ def check_slack_limits(message: Message, mention: str | None) -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(status=statuses, mention=st.sampled_from([None, "<!here>"]))
-def test_every_event_makes_a_message_slack_accepts(status: StatusEvent, mention: str | None) -> None:
-    check_slack_limits(build_message(status, Notifications(mention=mention)), mention)
+def test_every_event_makes_a_message_slack_accepts(status: Status, mention: str | None) -> None:
+    check_slack_limits(build_message(status, NotifySettings(mention=mention)), mention)
 
 
 @pytest.mark.parametrize(
     "fields",
     [
-        {"error": JobError(type="<" * 3000, message="<" * 50_000)},
+        {"error": ErrorInfo(type="<" * 3000, message="<" * 50_000)},
         {"status": "success", "output": {"html": "<b>&amp;</b>" * 5000}},
         {"job": "&" * 5000, "run_id": "<" * 5000},
-        {"error": JobError(type="E", message="a" * 1995 + "<<<<<<<<")},
+        {"error": ErrorInfo(type="E", message="a" * 1995 + "<<<<<<<<")},
     ],
 )
 def test_worst_case_events_stay_within_slack_limits(fields: dict[str, Any]) -> None:
     fields = dict(fields)
     run_id = fields.pop("run_id", "r-42")
-    status = event(**fields).model_copy(update={"run_id": run_id})
-    check_slack_limits(build_message(status, Notifications(mention="<!here>")), "<!here>")
+    status = dataclasses.replace(event(**fields), run_id=run_id)
+    check_slack_limits(build_message(status, NotifySettings(mention="<!here>")), "<!here>")
 
 
 # --------------------------------------------------------------------------- end to end through the handler
