@@ -9,6 +9,9 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+EVENTS = Path(__file__).resolve().parent.parent / "events"
 
 # Never in a Lambda container running the handlers.
 FORBIDDEN = [
@@ -22,8 +25,9 @@ FORBIDDEN = [
     "flowkit.diagram",
     "flowkit.loader",
 ]
-# Not at import time: loaded on first use (pydantic with the event parser; boto3 and slack_sdk with
-# their clients), so that importing the handlers costs next to nothing beyond pymongo.
+# Not at import time: loaded on first use (the event parser and the notifier; boto3 and slack_sdk with
+# their clients), so that importing the handlers costs next to nothing beyond pymongo. pydantic and the
+# document models are never loaded by the handlers, not even by the first event (test below).
 DEFERRED = [
     "pydantic",
     "boto3",
@@ -84,4 +88,60 @@ def test_handling_events_still_loads_no_authoring_code() -> None:
         """
     )
     assert "flowkit.runtime.handlers" in modules
+    assert found(modules, FORBIDDEN) == []
+
+
+def test_the_first_event_loads_no_pydantic() -> None:
+    # given a fresh interpreter with the handlers, a run whose job 'load' is running, and the real
+    # Atlas-trigger event of its failure (tests/events/job_failed_relaxed.json)
+    fixture = EVENTS / "job_failed_relaxed.json"
+    modules = loaded_after(
+        f"""
+        import json
+        from flowkit.local.embedded import embedded_database
+        from flowkit.runtime.handlers import Runtime
+        from flowkit.runtime.store import Store
+
+        class Dispatcher:
+            def dispatch(self, spec, payload):
+                raise AssertionError("nothing is ready")
+
+        class Notifier:
+            messages = []
+
+            def send(self, message):
+                self.messages.append(message)
+                return True
+
+        store = Store(embedded_database("flowkit"))
+        store.runs.insert_one({{
+            "_id": "nightly-etl-2026-11-27", "workflow": "nightly-etl", "version": "v", "input": {{}},
+            "status": "running", "phase": "load", "phase_index": 0,
+            "config": {{
+                "name": "nightly-etl", "phases": [{{"name": "load", "jobs": ["load"]}}],
+                "jobs": [{{"name": "load", "phase": "load", "target": {{"function": "fn"}}, "needs": []}}],
+                "notifications": {{"slack_channel": "#etl", "on": ["job.failed", "run.failed"]}},
+            }},
+            "jobs": {{"load": {{"state": "running", "attempt": 1, "output": None}}}},
+        }})
+        event = json.loads(open({str(fixture)!r}, encoding="utf-8").read())
+        notifier = Notifier()
+        runtime = Runtime(store, Dispatcher(), notifier)
+
+        # when the three handlers each handle it
+        recorded = runtime.statemachine_job(event, None)
+        scheduled = runtime.orchestrator_job(event, None)
+        notified = runtime.notifications_job(event, None)
+
+        assert recorded["action"] == "recorded", recorded
+        assert scheduled["action"] == "scheduled", scheduled
+        assert notified == {{"run_id": "nightly-etl-2026-11-27", "action": "notified", "sent": True}}, notified
+        [message] = notifier.messages
+        assert (message.kind, message.channel) == ("job.failed", "#etl"), message
+        assert store.get_run("nightly-etl-2026-11-27")["status"] == "failed"
+        """
+    )
+    # then the parser and the notifier ran, and neither pydantic nor the document models were loaded
+    assert "flowkit.runtime.events" in modules and "flowkit.runtime.notify" in modules
+    assert found(modules, ["pydantic", "pydantic_core", "flowkit.document"]) == []
     assert found(modules, FORBIDDEN) == []
