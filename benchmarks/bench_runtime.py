@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import bson
 from pymongo import MongoClient, monitoring
 
 from flowkit.document import JobSpec, Phase, Target, WorkflowDocument, content_version
@@ -39,15 +40,25 @@ from flowkit.runtime.store import Store, make_status
 
 
 class Counter(monitoring.CommandListener):
+    """Commands sent, and the BSON size of what was sent and what came back."""
+
     def __init__(self) -> None:
         self.commands: list[str] = []
+        self.sent = 0
+        self.received = 0
+
+    def clear(self) -> None:
+        self.commands.clear()
+        self.sent = self.received = 0
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name not in ("endSessions",):
             self.commands.append(event.command_name)
+            self.sent += len(bson.encode(event.command))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
+        if event.command_name not in ("endSessions",):
+            self.received += len(bson.encode(event.reply))
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
@@ -118,7 +129,7 @@ class Bench:
         self.store.ensure_indexes()
         self.runtime = Runtime(self.store, NoDispatch())
         self.reporter = Reporter(self.store)
-        self.rows: dict[str, list[tuple[int, float]]] = {}
+        self.rows: dict[str, list[tuple[int, float, int, int]]] = {}
 
     def envelope(self, run_id: str, job: str | None, attempt: int, status: str) -> dict[str, Any]:
         return to_envelope(
@@ -128,11 +139,12 @@ class Bench:
         )
 
     def measure(self, label: str, call: Callable[[], Any]) -> Any:
-        self.counter.commands.clear()
+        self.counter.clear()
         began = time.perf_counter()
         result = call()
         elapsed = time.perf_counter() - began
-        self.rows.setdefault(label, []).append((len(self.counter.commands), elapsed))
+        row = (len(self.counter.commands), elapsed, self.counter.received, self.counter.sent)
+        self.rows.setdefault(label, []).append(row)
         return result
 
     def one_run(self, width: int) -> None:
@@ -157,9 +169,17 @@ class Bench:
             rep.succeeded(run_id, f"w{i}", 1, {"i": i})
             event = self.envelope(run_id, f"w{i}", 1, "success")
             # the orchestrator first this time: it records the outcome itself
-            self.measure(
-                "orchestrator: records outcome, nothing ready", lambda e=event: rt.orchestrator_job(e)
-            )
+            if i == 0:
+                # a container that has not seen this run yet (a new Lambda container mid-run)
+                cold = Runtime(self.store, NoDispatch())
+                self.measure(
+                    "orchestrator, new container: records, nothing ready",
+                    lambda e=event, c=cold: c.orchestrator_job(e),
+                )
+            else:
+                self.measure(
+                    "orchestrator: records outcome, nothing ready", lambda e=event: rt.orchestrator_job(e)
+                )
             self.measure("statemachine: outcome already recorded", lambda e=event: rt.statemachine_job(e))
         last = self.envelope(run_id, f"w{width - 1}", 1, "success")
         rep.succeeded(run_id, f"w{width - 1}", 1, None)
@@ -174,13 +194,16 @@ class Bench:
         assert self.store.get_run(run_id)["status"] == "succeeded"
 
     def report(self) -> None:
-        print(f"{'invocation':58} {'round trips':>11} {'median ms':>10} {'n':>4}")
+        print(
+            f"{'invocation':58} {'round trips':>11} {'median ms':>10} {'KB recv':>9} {'KB sent':>8} {'n':>5}"
+        )
         for label, rows in self.rows.items():
-            trips = sorted({r for r, _ in rows})
+            trips = sorted({r[0] for r in rows})
             shown = str(trips[0]) if len(trips) == 1 else f"{trips[0]}-{trips[-1]}"
-            print(
-                f"{label:58} {shown:>11} {statistics.median(t for _, t in rows) * 1000:>10.2f} {len(rows):>4}"
-            )
+            millis = statistics.median(r[1] for r in rows) * 1000
+            received = statistics.median(r[2] for r in rows) / 1000
+            sent = statistics.median(r[3] for r in rows) / 1000
+            print(f"{label:58} {shown:>11} {millis:>10.2f} {received:>9.1f} {sent:>8.1f} {len(rows):>5}")
 
 
 _IMPORTS = """
@@ -252,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=20, help="runs of the workflow (default 20)")
     parser.add_argument("--width", type=int, default=4, help="parallel jobs in the workflow (default 4)")
     parser.add_argument(
-        "--imports", type=int, default=7, help="fresh interpreters per import timing (default 7)"
+        "--imports", type=int, default=7, help="fresh interpreters per import timing (default 7, 0: skip)"
     )
     args = parser.parse_args(argv)
     server = None
@@ -271,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.terminate()
             server.wait(timeout=10)
-    imports(args.imports)
+    if args.imports > 0:
+        imports(args.imports)
     return 0
 
 

@@ -22,10 +22,10 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from flowkit.errors import DispatchError, UnknownRun
+from flowkit.errors import DispatchError, FlowkitError, UnknownRun
 from flowkit.runtime import engine
 from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload
-from flowkit.runtime.store import Store, make_status
+from flowkit.runtime.store import RunCache, Store, make_status
 
 if TYPE_CHECKING:
     from flowkit.runtime.notify import Notifier
@@ -69,6 +69,10 @@ class Runtime:
     without either, ``notifications_job`` logs and does nothing. ``payload_limit`` defaults to the
     dispatcher's ``payload_limit`` attribute, else 1 MiB. ``rejections`` counts refused outcomes by
     reason (logged as warnings too).
+
+    ``run_cache`` keeps the fixed part of up to ``cache_runs`` runs (their ``config``, ``input`` and
+    ``workflow``): the first round trip for a run reads it whole, every later one only the fields that
+    change (see ``RunCache``). ``cache_runs=0`` reads whole documents every time.
     """
 
     def __init__(
@@ -79,8 +83,10 @@ class Runtime:
         *,
         notifier_factory: Callable[[], Notifier | None] | None = None,
         payload_limit: int | None = None,
+        cache_runs: int = 128,
     ) -> None:
         self.store = store
+        self.run_cache = RunCache(cache_runs)
         self.dispatcher = dispatcher
         self._notifier = notifier
         self._notifier_factory = notifier_factory
@@ -109,9 +115,10 @@ class Runtime:
         if status["job"] is None:
             if status["status"] != "started":
                 return self._ignored(status, "workflow-level end events need no orchestration")
-            run = self.store.get_run(status["run_id"])
+            run_id = status["run_id"]
+            run = self._read(run_id, lambda projection: self.store.get_run(run_id, projection=projection))
             if run is None:
-                raise UnknownRun(f"run {status['run_id']!r} does not exist", run_id=status["run_id"])
+                raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
         elif status["status"] in _OUTCOMES:
             # Rule 2: record the outcome first, so the decision below sees it (and every earlier one).
             run = self._record(status)
@@ -163,22 +170,50 @@ class Runtime:
             self.rejections[reason] += 1
         logger.warning("rejected %s: %s", status["key"], detail)
 
+    def _read(self, run_id: str, read: Callable[[dict[str, int] | None], Doc | None]) -> Doc | None:
+        """One round trip ``read(projection)``, its result completed with the run's cached fixed fields.
+
+        A run this container has not seen yet is read whole (and its fixed fields cached); a cached one
+        only with ``LIVE_FIELDS``. The fixed fields never change during a run, so the completed document
+        is the same snapshot as a whole read at that moment.
+        """
+        cached, projection = self.run_cache.projection(run_id)
+        run = read(projection)
+        if run is None:
+            return None
+        if cached is None:
+            self.run_cache.put(run)
+            return run
+        if not RunCache.matches(cached, run):
+            # The id names another run than the one cached (deleted and started again): read anew.
+            self.run_cache.discard(run_id)
+            fixed = self.store.read_fixed(run_id)
+            if fixed is None or not RunCache.matches(fixed, run):
+                raise FlowkitError(f"run {run_id!r} was replaced while being read; retry", run_id=run_id)
+            cached = self.run_cache.put(fixed) or fixed
+        run.update(cached)
+        return run
+
     def _record(self, status: Mapping[str, Any]) -> Doc | None:
         """Rule 1: record the outcome (or find it already recorded); None when it is rejected."""
         run_id, job, attempt = status["run_id"], status["job"], status["attempt"]
         state = _OUTCOMES[status["status"]]
-        run = self.store.record_outcome(
+        run = self._read(
             run_id,
-            job,
-            attempt,
-            state=state,
-            output=status["output"] if state == "succeeded" else None,
-            error=status["error"] if state == "failed" else None,
-            at=status.get("time"),
+            lambda projection: self.store.record_outcome(
+                run_id,
+                job,
+                attempt,
+                state=state,
+                output=status["output"] if state == "succeeded" else None,
+                error=status["error"] if state == "failed" else None,
+                at=status.get("time"),
+                projection=projection,
+            ),
         )
         if run is not None:
             return run
-        run = self.store.get_run(run_id)
+        run = self._read(run_id, lambda projection: self.store.get_run(run_id, projection=projection))
         if run is None:
             raise UnknownRun(
                 f"run {run_id!r} does not exist (event {status['key']!r})", run_id=run_id, job=job
@@ -219,7 +254,7 @@ class Runtime:
                 if name in seen:
                     continue
                 seen.add(name)
-                after = self.store.skip(run["_id"], name, run["jobs"][name]["attempt"])
+                after = self._skip(run["_id"], name, run["jobs"][name]["attempt"])
                 if after is not None:
                     # The run *after* our skip: it holds every transition made before it (rule 5).
                     run, progressed = after, True
@@ -227,6 +262,11 @@ class Runtime:
             if not progressed:
                 break
         return run, claimed, skipped
+
+    def _skip(self, run_id: str, name: str, attempt: int) -> Doc | None:
+        return self._read(
+            run_id, lambda projection: self.store.skip(run_id, name, attempt, projection=projection)
+        )
 
     def _claim_and_dispatch(self, run: Doc, spec: Mapping[str, Any]) -> tuple[bool, Doc | None]:
         """Claim one job and start it: ``(claimed, run after a recorded dispatch failure or None)``."""
@@ -241,7 +281,12 @@ class Runtime:
             # so failure handling, the run's end and notifications all follow the usual path.
             logger.error("%s", exc)
             error = {"type": "DispatchError", "message": exc.message}
-            after = self.store.record_outcome(run_id, name, attempt, state="failed", error=error)
+            after = self._read(
+                run_id,
+                lambda projection: self.store.record_outcome(
+                    run_id, name, attempt, state="failed", error=error, projection=projection
+                ),
+            )
             self.store.insert_status(
                 make_status(run_id, run["workflow"], name, attempt, "failed", error=error)
             )

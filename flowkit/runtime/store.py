@@ -16,6 +16,8 @@ pydantic (see the cold-start notes in ``docs/runtime.md``).
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -29,7 +31,17 @@ if TYPE_CHECKING:
 
     from flowkit.runtime.config import Settings
 
-__all__ = ["OPEN_STATES", "Store", "make_status", "now", "status_key"]
+__all__ = [
+    "FIXED_FIELDS",
+    "IDENTITY",
+    "LIVE_FIELDS",
+    "OPEN_STATES",
+    "RunCache",
+    "Store",
+    "make_status",
+    "now",
+    "status_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +50,13 @@ StatusHook = Callable[[Doc], None]
 
 # A job that has been handed to its target and has not finished yet.
 OPEN_STATES: Final = ("dispatched", "running")
+
+# A run's fields that never change once it is inserted: the handlers read them once per container
+# (``RunCache``), together with ``IDENTITY`` that tells this run from a later one with the same id.
+FIXED_FIELDS: Final = ("workflow", "config", "input")
+IDENTITY: Final = ("version", "created_at")
+# What a handler reads of a run it has cached: the fields that change, plus the identity check.
+LIVE_FIELDS: Final = ("status", "phase_index", "jobs", *IDENTITY)
 
 
 def now() -> datetime:
@@ -93,6 +112,71 @@ def _pluck(doc: Mapping[str, Any], *path: str) -> Any:
             return value[flat]
         return None
     return value
+
+
+class RunCache:
+    """The fixed part of recently seen runs (``FIXED_FIELDS`` + ``IDENTITY``), least recently used out.
+
+    A run's compiled ``config`` (every job's needs, condition, target, input), its ``input`` and its
+    ``workflow`` never change while it runs, and ``config`` is most of a run document's bytes. The
+    handlers keep them here, keyed by run id, and read every other time only ``LIVE_FIELDS``
+    (``projection()``), so a round trip moves the jobs' states and outputs but not the configuration.
+    The cached fields are shared, read-only dicts: never mutate a completed document's ``config`` or
+    ``input``. Thread-safe.
+    """
+
+    def __init__(self, max_runs: int = 128) -> None:
+        if not isinstance(max_runs, int) or isinstance(max_runs, bool) or max_runs < 0:
+            raise ValueError(f"RunCache max_runs is a count of runs >= 0, got {max_runs!r}")
+        self.max_runs = max_runs
+        self._entries: OrderedDict[str, Doc] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self._entries
+
+    def get(self, run_id: str) -> Doc | None:
+        """The cached fixed fields of ``run_id`` (marking it recently used), or None."""
+        with self._lock:
+            entry = self._entries.get(run_id)
+            if entry is not None:
+                self._entries.move_to_end(run_id)
+            return entry
+
+    def put(self, run: Mapping[str, Any]) -> Doc | None:
+        """Remember the fixed fields of a run document read whole; returns them (None without ``config``)."""
+        if "config" not in run:
+            return None
+        entry = {name: run[name] for name in (*FIXED_FIELDS, *IDENTITY) if name in run}
+        if self.max_runs == 0:
+            return entry
+        with self._lock:
+            self._entries[run["_id"]] = entry
+            self._entries.move_to_end(run["_id"])
+            while len(self._entries) > self.max_runs:
+                self._entries.popitem(last=False)
+        return entry
+
+    def discard(self, run_id: str) -> None:
+        with self._lock:
+            self._entries.pop(run_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def projection(self, run_id: str) -> tuple[Doc | None, dict[str, int] | None]:
+        """``(cached fixed fields, projection to read with)``: the whole document when not cached."""
+        entry = self.get(run_id)
+        return entry, None if entry is None else dict.fromkeys(LIVE_FIELDS, 1)
+
+    @staticmethod
+    def matches(entry: Mapping[str, Any], run: Mapping[str, Any]) -> bool:
+        """Whether ``run`` (read with ``LIVE_FIELDS``) is the run ``entry`` was cached from."""
+        return all(entry.get(name) == run.get(name) for name in IDENTITY)
 
 
 def _ensure_index(
@@ -178,8 +262,13 @@ class Store:
 
     # ------------------------------------------------------------------ plain reads and inserts
 
-    def get_run(self, run_id: str) -> Doc | None:
-        return self.runs.find_one({"_id": run_id})
+    def get_run(self, run_id: str, *, projection: Mapping[str, Any] | None = None) -> Doc | None:
+        """The run document (``projection``: only those top-level fields), or None."""
+        return self.runs.find_one({"_id": run_id}, projection)
+
+    def read_fixed(self, run_id: str) -> Doc | None:
+        """Only the fields of a run that never change (``FIXED_FIELDS`` + ``IDENTITY``), or None."""
+        return self.runs.find_one({"_id": run_id}, dict.fromkeys((*FIXED_FIELDS, *IDENTITY), 1))
 
     def insert_run(self, doc: Doc) -> bool:
         """Insert a new run document; False when a run with that ``_id`` already exists."""
@@ -229,8 +318,12 @@ class Store:
         output: Any = None,
         error: Mapping[str, str] | None = None,
         at: datetime | None = None,
+        projection: Mapping[str, Any] | None = None,
     ) -> Doc | None:
-        """Rule 1: ``dispatched|running`` at ``attempt`` -> ``state``; the run after, or None."""
+        """Rule 1: ``dispatched|running`` at ``attempt`` -> ``state``; the run after, or None.
+
+        ``projection`` limits the returned document to those top-level fields (the whole run if None).
+        """
         prefix = f"jobs.{job}"
         return self.runs.find_one_and_update(
             {"_id": run_id, f"{prefix}.state": {"$in": list(OPEN_STATES)}, f"{prefix}.attempt": attempt},
@@ -242,6 +335,7 @@ class Store:
                     f"{prefix}.finished_at": at or now(),
                 }
             },
+            projection=projection,
             return_document=ReturnDocument.AFTER,
         )
 
@@ -269,12 +363,21 @@ class Store:
         )
         return result.modified_count == 1
 
-    def skip(self, run_id: str, job: str, attempt: int, *, at: datetime | None = None) -> Doc | None:
+    def skip(
+        self,
+        run_id: str,
+        job: str,
+        attempt: int,
+        *,
+        at: datetime | None = None,
+        projection: Mapping[str, Any] | None = None,
+    ) -> Doc | None:
         """Rule 4: ``pending`` at ``attempt`` of a running run -> ``skipped``; the run after, or None."""
         prefix = f"jobs.{job}"
         return self.runs.find_one_and_update(
             {"_id": run_id, "status": "running", f"{prefix}.state": "pending", f"{prefix}.attempt": attempt},
             {"$set": {f"{prefix}.state": "skipped", f"{prefix}.finished_at": at or now()}},
+            projection=projection,
             return_document=ReturnDocument.AFTER,
         )
 

@@ -170,7 +170,9 @@ def test_the_harness_catches_a_handler_that_decides_on_a_stale_snapshot(
     skipping handler may miss an outcome recorded meanwhile) and some schedule leaves the run hanging."""
     from flowkit.runtime import store as store_module
 
-    def stale_skip(self: Any, run_id: str, job: str, attempt: int, *, at: Any = None) -> Any:
+    def stale_skip(
+        self: Any, run_id: str, job: str, attempt: int, *, at: Any = None, projection: Any = None
+    ) -> Any:
         before = self.runs.find_one({"_id": run_id})
         result = self.runs.update_one(
             {
