@@ -16,6 +16,7 @@ notifier are imported on first use.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections import Counter
@@ -292,7 +293,9 @@ class Runtime:
             )
             return True, after
         try:
-            self.dispatcher.dispatch(spec, payload)
+            # Copies: the run's config and input are shared with the run cache, and a dispatcher that
+            # hands them to code in this process (the local runner) must not be able to change them.
+            self.dispatcher.dispatch(copy.deepcopy(spec), copy.deepcopy(payload))
         except Exception:
             # Not started: give the claim back so the redelivered event (we re-raise) claims it again.
             released = self.store.release(run_id, name, attempt)

@@ -7,6 +7,7 @@ invocation receives, and how many commands it sends, with the cache and without 
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from collections.abc import Iterator
@@ -192,6 +193,32 @@ def _started_envelope(world: World) -> dict[str, Any]:
     from flowkit.runtime.events import to_envelope
 
     return to_envelope(world.statuses[0], database=world.store.database.name, collection="statuses")
+
+
+def test_a_dispatcher_that_changes_what_it_receives_cannot_change_the_cached_run(database: Any) -> None:
+    """The local runner hands the payload to job code in this process; the cache must not share it."""
+    doc = document("mutating", [job("x", input={"k": 1}), job("y", "x", condition=input_eq("go", True))])
+    world = World(database)
+    recording = world.dispatcher
+
+    class Meddling:
+        def dispatch(self, spec: dict[str, Any], payload: dict[str, Any]) -> None:
+            recording.dispatch(copy.deepcopy(spec), copy.deepcopy(payload))
+            payload["input"]["go"] = False
+            payload["job_input"]["k"] = 2
+            spec["needs"] = ["nothing"]
+
+    world.runtime = Runtime(world.store, Meddling())  # type: ignore[arg-type]
+    start_run(world.store, doc, {"go": True}, run_id="r-1")
+    while world.deliveries or world.pending_jobs():
+        if world.deliveries:
+            world.deliver(world.deliveries.pop(0))
+        else:
+            world.execute(0)
+    assert [name for _, name, _ in recording.dispatched] == ["x", "y"]
+    assert recording.payloads[1]["input"] == {"go": True}
+    cached = world.runtime.run_cache.get("r-1")
+    assert cached is not None and cached["config"]["jobs"][0]["input"] == {"k": 1}
 
 
 def test_the_cache_keeps_the_most_recently_used_runs() -> None:
