@@ -593,3 +593,37 @@ def test_notifications_job_posts_the_nightly_etl_failure_to_slack(fake: FakeSlac
     assert request.json["text"] == (
         "<!here> [nightly-etl] job extract failed (attempt 1) in run r-42: OperationalError: source database &lt;down&gt;"
     )
+
+
+def test_notifications_job_names_a_broken_stored_setting() -> None:
+    # given a run whose stored notification settings were edited into the wrong shape
+    from flowkit.local.embedded import embedded_database
+    from flowkit.runtime.events import to_envelope
+    from flowkit.runtime.handlers import Runtime
+    from flowkit.runtime.store import Store, make_status
+
+    store = Store(embedded_database())
+    store.runs.insert_one({"_id": "r-42", "config": {"notifications": {"on": "job.failed"}}})
+    sent: list[Message] = []
+
+    class Recorder:
+        def send(self, message: Message) -> bool:
+            sent.append(message)
+            return True
+
+    runtime = Runtime(store, object(), Recorder())  # type: ignore[arg-type]
+    failure = to_envelope(
+        make_status("r-42", "nightly-etl", "load", 1, "failed", error={"type": "E", "message": "m"}),
+        database="flowkit",
+        collection="statuses",
+    )
+    # when / then the handler fails naming the field (so the event is retried, then dead-lettered)
+    with pytest.raises(RunError, match=re.escape("run 'r-42': config.notifications.on: expected a list")):
+        runtime.notifications_job(failure)
+    assert sent == []
+    # and once the setting is repaired, with an extra kind this version does not know, it is sent
+    store.runs.update_one(
+        {"_id": "r-42"}, {"$set": {"config.notifications.on": ["job.failed", "job.paused"]}}
+    )
+    assert runtime.notifications_job(failure) == {"run_id": "r-42", "action": "notified", "sent": True}
+    assert [message.kind for message in sent] == ["job.failed"]
