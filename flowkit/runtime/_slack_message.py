@@ -1,0 +1,178 @@
+"""Building a notification: the :class:`Message` for a status event (Slack Block Kit, fallback text, JSON).
+
+Pure functions of a parsed :class:`~flowkit.runtime.events.Status` and the workflow's
+:class:`~flowkit.runtime.notify.NotifySettings`; delivering the message is ``flowkit.runtime.notify``'s
+job (which re-exports everything public here). No pydantic, no slack-sdk.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC
+from typing import TYPE_CHECKING, Any, Final, Literal, get_args
+
+from flowkit.runtime.events import EventStatus, Status
+
+if TYPE_CHECKING:
+    from flowkit.runtime.notify import NotifySettings
+
+__all__ = ["NOTIFY_KINDS", "Message", "NotifyKind", "build_message", "event_kind"]
+
+NotifyKind = Literal[
+    "run.started", "run.succeeded", "run.failed", "job.started", "job.succeeded", "job.failed"
+]
+"""What a notification is about (the values of ``flowkit.document.NotifyKind``)."""
+NOTIFY_KINDS: Final[tuple[NotifyKind, ...]] = get_args(NotifyKind)
+
+_RUN_KINDS: Final[dict[EventStatus, NotifyKind]] = {
+    EventStatus.STARTED: "run.started",
+    EventStatus.SUCCESS: "run.succeeded",
+    EventStatus.FAILED: "run.failed",
+}
+_JOB_KINDS: Final[dict[EventStatus, NotifyKind]] = {
+    EventStatus.STARTED: "job.started",
+    EventStatus.SUCCESS: "job.succeeded",
+    EventStatus.FAILED: "job.failed",
+}
+_EMOJI: Final = {EventStatus.STARTED: ":arrow_forward:", EventStatus.SUCCESS: ":white_check_mark:"}
+_EMOJI_FAILED: Final = ":x:"
+_VERB: Final = {
+    EventStatus.STARTED: "started",
+    EventStatus.SUCCESS: "succeeded",
+    EventStatus.FAILED: "failed",
+}
+
+# Slack limits: a section's text is at most 3000 characters, a field's at most 2000.
+_ERROR_LIMIT: Final = 2000
+_OUTPUT_LIMIT: Final = 1000
+_FIELD_LIMIT: Final = 1900
+
+
+# --------------------------------------------------------------------------- the message
+
+
+@dataclass(frozen=True)
+class Message:
+    """One notification, in every shape a notifier may need."""
+
+    kind: NotifyKind
+    text: str
+    """Plain fallback text (shown in push notifications and by clients without Block Kit)."""
+    blocks: list[dict[str, Any]]
+    """Slack Block Kit blocks."""
+    payload: dict[str, Any]
+    """The generic webhook's JSON body."""
+    channel: str | None = None
+    """Slack channel the workflow configured (``notifications.slack_channel``)."""
+    webhook: bool = False
+    """Whether the workflow wants the generic webhook too (``notifications.webhook``)."""
+
+
+def event_kind(status: Status) -> NotifyKind:
+    """The notification kind of a status event (``run.failed``, ``job.started``, ...)."""
+    return (_RUN_KINDS if status.job is None else _JOB_KINDS)[status.status]
+
+
+def build_message(status: Status, config: NotifySettings) -> Message:
+    """The message for ``status``; failures carry ``config.mention``."""
+    kind = event_kind(status)
+    failed = status.status is EventStatus.FAILED
+    mention = config.mention if failed and config.mention else None
+    return Message(
+        kind=kind,
+        text=_fallback_text(status, mention),
+        blocks=_blocks(status, mention),
+        payload={
+            "kind": kind,
+            "text": _fallback_text(status, None),
+            "mention": mention,
+            "event": status.as_json(),
+        },
+        channel=config.slack_channel,
+        webhook=config.webhook,
+    )
+
+
+def _fallback_text(status: Status, mention: str | None) -> str:
+    verb = _VERB[status.status]
+    workflow, run_id = _clip(status.workflow, 200), _clip(status.run_id, 200)
+    if status.job is None:
+        text = f"[{workflow}] run {run_id} {verb}"
+    else:
+        text = f"[{workflow}] job {_clip(status.job, 200)} {verb} (attempt {status.attempt}) in run {run_id}"
+    if status.error is not None:
+        text += f": {_clip(status.error.type, 200)}: {_clip(status.error.message, 300)}"
+    return f"{mention} {text}" if mention else text
+
+
+def _blocks(status: Status, mention: str | None) -> list[dict[str, Any]]:
+    failed = status.status is EventStatus.FAILED
+    emoji = _EMOJI_FAILED if failed else _EMOJI[status.status]
+    verb = _VERB[status.status]
+    if status.job is None:
+        title = f"{emoji} Run *{_clip(status.run_id, 500)}* of *{_clip(status.workflow, 500)}* {verb}"
+    else:
+        title = f"{emoji} Job *{_clip(status.job, 500)}* of *{_clip(status.workflow, 500)}* {verb}"
+    if mention:
+        title = f"{mention} {title}"
+    fields = [("Workflow", status.workflow), ("Run", status.run_id)]
+    if status.job is not None:
+        fields += [("Job", status.job), ("Attempt", str(status.attempt))]
+    fields += [("Status", status.status.value)]
+    blocks: list[dict[str, Any]] = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": title}},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*{name}*\n{_clip(value, _FIELD_LIMIT)}"}
+                for name, value in fields
+            ]
+            + [{"type": "mrkdwn", "text": f"*Time*\n{_slack_date(status)}"}],
+        },
+    ]
+    if status.error is not None:
+        message = _clip(status.error.message, _ERROR_LIMIT)
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"*Error* `{_clip(status.error.type, 200)}`\n```{message}```",
+                },
+            }
+        )
+    if status.output is not None and not failed:
+        output = _clip(_compact(status.output), _OUTPUT_LIMIT)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Output*\n```{output}```"}})
+    blocks.append(
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"`{_clip(status.key, 500)}`"}]}
+    )
+    return blocks
+
+
+def _slack_date(status: Status) -> str:
+    moment = status.time if status.time.tzinfo else status.time.replace(tzinfo=UTC)
+    iso = moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time_secs}}|{iso}>"
+
+
+def _esc(text: str) -> str:
+    """Escape the three characters Slack mrkdwn reserves."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` escaped for mrkdwn and cut to ``limit`` characters without splitting an entity."""
+    escaped = _esc(text)
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: limit - 1]
+    amp = cut.rfind("&", len(cut) - 5)
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
