@@ -36,6 +36,7 @@ DEFERRED = [
     "flowkit.document",
     "flowkit.runtime.events",
     "flowkit.runtime.notify",
+    "flowkit.runtime._slack_message",
 ]
 
 
