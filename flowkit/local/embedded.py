@@ -1,116 +1,88 @@
 """An embedded, in-process MongoDB stand-in for local runs and fast tests.
 
-``embedded_database()`` returns a pymongo-compatible ``Database`` (mongomock-ng) behind a thin
-wrapper that runs every collection operation under one lock. MongoDB makes each single-document
-operation atomic; mongomock alone does not (its ``update_one`` reads, then writes), so without the
-lock two threads could both win a compare-and-set claim. With it, the runtime's rules hold in
-process exactly as they do against a server.
+``embedded_database()`` returns a pymongo-compatible ``Database`` over flowkit's own in-memory
+engine (``flowkit.local._memory``). It implements exactly the subset of MongoDB flowkit uses -
+``insert_one``/``insert_many``, ``find``/``find_one`` with projections, ``update_one``/``update_many``,
+``find_one_and_update`` (``ReturnDocument.BEFORE``/``AFTER``), deletes, ``count_documents`` and
+unique indexes - with MongoDB's semantics, and raises ``NotImplementedError`` naming anything else.
+
+Every operation runs whole under one lock per database, as MongoDB makes each single-document
+operation atomic, so compare-and-set claims and ``$inc`` behave in process as against a server.
+Documents are updated in place (never copied whole on a write); callers get copies of what they
+asked for, so a projection such as ``{"config": 0}`` costs only what it returns.
+
+Stored values read back as they would through ``MongoClient(tz_aware=True)`` (what
+``flowkit.runtime.store.Store.from_settings`` uses): datetimes are cut to milliseconds and come
+back aware, in UTC; tuples come back as lists.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["embedded_database"]
+from flowkit.local._memory.collection import Collection, Data
+
+__all__ = ["EmbeddedClient", "EmbeddedDatabase", "embedded_database"]
 
 
-class _LockedCursor:
-    """A cursor whose results are computed under the lock (on first iteration)."""
+class EmbeddedDatabase:
+    """A database of in-memory collections sharing one lock."""
 
-    def __init__(self, cursor: Any, lock: threading.RLock) -> None:
-        self._cursor = cursor
-        self._lock = lock
-        self._results: Iterator[Any] | None = None
+    def __init__(self, client: EmbeddedClient, name: str) -> None:
+        self.client = client
+        self.name = name
+        self._lock = threading.Lock()
+        self._data: dict[str, Data] = {}
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._cursor, name)
-        if not callable(attr):
-            return attr
+    def get_collection(self, name: str, **options: Any) -> Collection:
+        if not isinstance(name, str) or not name or name.startswith("$") or "\0" in name:
+            raise ValueError(f"invalid collection name {name!r}")
+        with self._lock:
+            data = self._data.setdefault(name, Data())
+        collection = Collection(self, name, data, self._lock)
+        return collection.with_options(**options) if options else collection
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                result = attr(*args, **kwargs)
-            return _LockedCursor(result, self._lock) if result is self._cursor else result
+    def __getitem__(self, name: str) -> Collection:
+        return self.get_collection(name)
 
-        return call
+    def list_collection_names(self) -> list[str]:
+        with self._lock:
+            return list(self._data)
 
-    def __iter__(self) -> Iterator[Any]:
-        return self
-
-    def __next__(self) -> Any:
-        if self._results is None:
-            with self._lock:
-                self._results = iter(list(self._cursor))
-        return next(self._results)
-
-
-class _LockedCollection:
-    def __init__(self, collection: Any, lock: threading.RLock) -> None:
-        self._collection = collection
-        self._lock = lock
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._collection, name)
-        if not callable(attr):
-            return attr
-        return self._locked(attr)
-
-    def _locked(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                result = method(*args, **kwargs)
-                if hasattr(result, "__next__") and hasattr(result, "sort"):
-                    return _LockedCursor(result, self._lock)
-                if isinstance(result, type(self._collection)):  # with_options(), ...
-                    return _LockedCollection(result, self._lock)
-                return result
-
-        return call
-
-    def __getitem__(self, name: str) -> _LockedCollection:
-        return _LockedCollection(self._collection[name], self._lock)
+    def drop_collection(self, name: str) -> None:
+        with self._lock:
+            self._data.pop(name, None)
 
     def __repr__(self) -> str:
-        return f"<embedded collection {self._collection.full_name}>"
+        return f"<embedded database {self.name}>"
 
 
-class _LockedDatabase:
-    def __init__(self, database: Any, lock: threading.RLock) -> None:
-        self._database = database
-        self._lock = lock
+class EmbeddedClient:
+    """The client of embedded databases: each ``embedded_database()`` call gets a new one."""
 
-    def __getitem__(self, name: str) -> _LockedCollection:
-        return _LockedCollection(self._database[name], self._lock)
+    def __init__(self) -> None:
+        self._databases: dict[str, EmbeddedDatabase] = {}
+        self._lock = threading.Lock()
 
-    def get_collection(self, name: str, **kwargs: Any) -> _LockedCollection:
-        return _LockedCollection(self._database.get_collection(name, **kwargs), self._lock)
+    def get_database(self, name: str) -> EmbeddedDatabase:
+        with self._lock:
+            if name not in self._databases:
+                self._databases[name] = EmbeddedDatabase(self, name)
+            return self._databases[name]
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._database, name)
-        if not callable(attr):
-            return attr
+    def __getitem__(self, name: str) -> EmbeddedDatabase:
+        return self.get_database(name)
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                return attr(*args, **kwargs)
+    def drop_database(self, name_or_database: str | EmbeddedDatabase) -> None:
+        name = name_or_database if isinstance(name_or_database, str) else name_or_database.name
+        with self._lock:
+            self._databases.pop(name, None)
 
-        return call
-
-    def __repr__(self) -> str:
-        return f"<embedded database {self._database.name}>"
+    def close(self) -> None:
+        """Nothing to release (kept for code that closes ``store.database.client``)."""
 
 
 def embedded_database(name: str = "flowkit") -> Any:
     """A fresh in-process database (pymongo API, one lock making every operation atomic)."""
-    try:
-        import mongomock_ng
-    except ImportError as exc:  # pragma: no cover - depends on installed extras
-        from flowkit.errors import MissingDependency
-
-        raise MissingDependency(
-            "the embedded store needs mongomock-ng: pip install 'flowkit[local]'"
-        ) from exc
-    client: Any = mongomock_ng.MongoClient(tz_aware=True)
-    return _LockedDatabase(client[name], threading.RLock())
+    return EmbeddedClient()[name]
