@@ -49,14 +49,20 @@ def to_bson(value: Any, where: str = "document") -> Any:
     raise InvalidDocument(f"cannot encode object: {value!r}, of type: {type(value)} (in {where})")
 
 
+_CONTAINERS: Final = frozenset((dict, list))
+
+
 def copy(value: Any) -> Any:
     """A copy of a stored value (stored values are only dicts, lists and immutable scalars).
 
-    Shallow-copies each container and recurses only into the values that are containers: about
-    1.5x faster than a comprehension calling itself on every value.
+    A flat dict (a job's state, a status event) is copied by ``dict.copy()`` after a type check
+    that runs in C; otherwise each container is copied shallow and only its container values are
+    copied again: together about 2x faster than a comprehension calling itself on every value.
     """
     if type(value) is dict:
         out: Any = value.copy()
+        if _CONTAINERS.isdisjoint(map(type, out.values())):
+            return out
         items: Any = out.items()
     elif type(value) is list:
         out = value[:]
