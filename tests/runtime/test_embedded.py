@@ -386,14 +386,28 @@ def _null_test(condition: Any) -> bool:
 
 # Null tests stay on top-level fields: on ``{"a": 5}`` MongoDB matches ``{"a.b": None}`` (a.b is
 # missing) and mongomock does not (pinned below instead).
-_filters = st.dictionaries(st.one_of(st.just("_id"), _paths), _conditions, max_size=2).map(
+_field_filters = st.dictionaries(_paths, _conditions, max_size=2).map(
     lambda f: {k: v for k, v in f.items() if "." not in k or not _null_test(v)}
 )
-_updates = st.dictionaries(
-    st.sampled_from(["$set", "$inc", "$addToSet", "$push"]),
-    st.dictionaries(_paths, _values, min_size=1, max_size=2),
-    min_size=1,
-    max_size=2,
+# Biased towards filters that match something: everything, one _id, an _id and a condition (a claim).
+_filters = st.one_of(
+    st.just({}),
+    st.builds(lambda i: {"_id": i}, _ids),
+    st.builds(lambda i, f: {"_id": i, **f}, _ids, _field_filters),
+    _field_filters,
+)
+_updates = st.one_of(
+    st.builds(lambda p, v: {"$set": {p: v}}, _paths, _values),
+    st.builds(lambda p, v: {"$inc": {p: v}}, _paths, st.integers(-2, 2)),
+    st.builds(
+        lambda p: {"$set": {f"{p}.state": "dispatched"}, "$inc": {f"{p}.attempt": 1}}, _paths
+    ),  # a claim
+    st.dictionaries(
+        st.sampled_from(["$set", "$inc", "$addToSet", "$push"]),
+        st.dictionaries(_paths, _values, min_size=1, max_size=2),
+        min_size=1,
+        max_size=2,
+    ),
 ).map(
     lambda u: {
         op: {p: (v if isinstance(v, int) else 1) for p, v in f.items()} if op == "$inc" else f
@@ -454,15 +468,17 @@ _MONGODB_ONLY |= {("OperationFailure", 31250), ("WriteError", 40)}  # 40: confli
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(_operations, max_size=10), st.booleans())
-def test_same_results_and_documents_as_mongomock(operations: list[tuple[Any, ...]], indexed: bool) -> None:
+@given(st.lists(_docs, max_size=4), st.lists(_operations, max_size=10), st.booleans())
+def test_same_results_and_documents_as_mongomock(
+    initial: list[dict[str, Any]], operations: list[tuple[Any, ...]], indexed: bool
+) -> None:
     ours = embedded_database()["items"]
     oracle = mongomock_ng.MongoClient(tz_aware=True)["flowkit"]["items"]
     if indexed:  # a compound unique index on dotted paths (missing fields count as null)
         for collection in (ours, oracle):
             collection.create_index([("a.b", 1), ("c", 1)], unique=True)
 
-    for operation in operations:
+    for operation in [("insert_one", doc) for doc in initial] + operations:
         mine = _outcome(ours, operation)
         if mine[0] != "ok" and mine in _MONGODB_ONLY:
             # The store followed MongoDB; let mongomock do what it does, then copy the store's state.
