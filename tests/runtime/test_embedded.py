@@ -21,7 +21,7 @@ from bson.errors import InvalidDocument
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pymongo import ReturnDocument, WriteConcern
-from pymongo.errors import DuplicateKeyError, OperationFailure, WriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteError
 
 from flowkit.local.embedded import embedded_database
 
@@ -491,3 +491,16 @@ def test_same_results_and_documents_as_mongomock(
         assert mine == _outcome(oracle, operation), operation
 
     assert list(ours.find({})) == list(oracle.find({}))
+
+
+def test_insert_many_stops_at_the_first_duplicate_like_an_ordered_bulk_write() -> None:
+    items = embedded_database()["items"]
+
+    with pytest.raises(BulkWriteError) as failed:
+        items.insert_many([{"_id": 1}, {"_id": 2}, {"_id": 1}, {"_id": 3}])
+    with pytest.raises(TypeError, match="non-empty"):
+        items.insert_many([])
+
+    assert failed.value.details["nInserted"] == 2
+    assert failed.value.details["writeErrors"][0]["index"] == 2
+    assert [d["_id"] for d in items.find({})] == [1, 2]

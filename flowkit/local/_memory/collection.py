@@ -13,7 +13,7 @@ from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
 
 from flowkit.local._memory.cursor import Cursor
@@ -190,8 +190,9 @@ class Collection:
         _no_options("insert_many", options)
         if not ordered:
             raise NotImplementedError("insert_many(ordered=False) is not supported by the embedded store")
-        from pymongo.errors import BulkWriteError
-
+        documents = list(documents)
+        if not documents or not all(isinstance(doc, Mapping) for doc in documents):
+            raise TypeError("documents must be a non-empty list of mappings")
         ids = []
         with self._lock:
             for i, doc in enumerate(documents):
