@@ -443,6 +443,15 @@ def _call(collection: Any, operation: tuple[Any, ...]) -> Any:
     if name == "find_one_and_update":
         spec, update, projection, when = args
         return collection.find_one_and_update(spec, update, projection=projection, return_document=when)
+    if name == "update_many" and isinstance(collection, mongomock_ng.Collection):
+        # mongomock's update_many shares one $set value between the documents it updates (a later
+        # update of one changes the others): on the oracle, update them one by one instead.
+        spec, update = args
+        results = [
+            collection.update_one({"_id": doc["_id"]}, copy.deepcopy(update))
+            for doc in collection.find(copy.deepcopy(spec))
+        ]
+        return (len(results), sum(r.modified_count for r in results))
     result = getattr(collection, name)(*copy.deepcopy(args))
     if name in ("update_one", "update_many"):
         return (result.matched_count, result.modified_count)
@@ -467,6 +476,12 @@ _MONGODB_ONLY = {("NotImplementedError", None), ("WriteError", 2), ("WriteError"
 _MONGODB_ONLY |= {("OperationFailure", 31250), ("WriteError", 40)}  # 40: conflicting update paths
 
 
+def _resync(oracle: Any, ours: Any) -> None:
+    oracle.delete_many({})
+    for doc in ours.find({}):
+        oracle.insert_one(doc)
+
+
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_docs, max_size=4), st.lists(_operations, max_size=10), st.booleans())
 def test_same_results_and_documents_as_mongomock(
@@ -484,11 +499,16 @@ def test_same_results_and_documents_as_mongomock(
             # The store followed MongoDB; let mongomock do what it does, then copy the store's state.
             with contextlib.suppress(Exception):  # mongomock's own failure modes do not matter here
                 _call(oracle, operation)
-            oracle.delete_many({})
-            for doc in ours.find({}):
-                oracle.insert_one(doc)
+            _resync(oracle, ours)
             continue
-        assert mine == _outcome(oracle, operation), operation
+        try:
+            theirs = _outcome(oracle, operation)
+        except (AttributeError, TypeError):
+            # mongomock crashes on some data MongoDB handles (a dotted projection over an array that
+            # holds null, even in a document find_one does not return): no verdict, resynchronise.
+            _resync(oracle, ours)
+            continue
+        assert mine == theirs, operation
 
     assert list(ours.find({})) == list(oracle.find({}))
 
