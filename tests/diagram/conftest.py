@@ -2,32 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
 from typing import Any
 
 import pytest
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
-
-from flowkit.document import WorkflowDocument
-
-ROOT = Path(__file__).resolve().parents[2]
-WORKFLOWS = ROOT / "workflows"
-
-
-@functools.cache
-def example_documents() -> dict[str, WorkflowDocument]:
-    """Every workflow under workflows/, compiled (by the real loader and compiler)."""
-    from flowkit.compiler import compile
-    from flowkit.loader import load_workflows
-
-    return {wf.name: compile(wf) for wf in load_workflows(str(WORKFLOWS))}
-
-
-def example_names() -> list[str]:
-    from flowkit.loader import load_workflows
-
-    return [wf.name for wf in load_workflows(str(WORKFLOWS))]
 
 
 class DotSnapshotExtension(SingleFileSnapshotExtension):

@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, example_documents
+from _examples import ROOT, example_documents
 
 from flowkit.cli import main
 from flowkit.document import JobRun, Run

@@ -7,7 +7,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from conftest import ROOT, example_names
+from _examples import ROOT, example_names
 
 IMAGES = ROOT / "docs" / "images"
 

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import example_documents, example_names
+from _examples import example_documents, example_names
 from diagram_docs import all_to_all, checkout, etl, fan_out
 
 from flowkit.diagram import to_digraph, to_dot
@@ -108,7 +108,7 @@ def test_output_does_not_depend_on_hash_seeds() -> None:
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from _examples import ROOT
 
     code = (
         "import diagram_docs as b\n"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 import pytest
-from conftest import example_documents, example_names
+from _examples import example_documents, example_names
 from diagram_docs import all_to_all, checkout, document, etl, fan_out, job, op, ref
 
 from flowkit.conditions import to_text

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, example_documents, example_names
+from _examples import ROOT, example_documents, example_names
 from diagram_docs import etl, fan_out
 
 from flowkit.diagram import _text, format_for_path, render
