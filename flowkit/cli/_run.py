@@ -7,11 +7,10 @@ Exit codes: 0 the run succeeded, 1 it failed (or timed out / stalled), 2 bad usa
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 from typing import Any
 
+from flowkit.cli._args import BadArgument, parse_input
 from flowkit.errors import FlowkitError, InvalidMock, InvalidWorkflow, LoadError, RenderError
 
 EXIT_SUCCEEDED = 0
@@ -19,8 +18,7 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-class _BadInput(Exception):
-    pass
+_BadInput = BadArgument
 
 
 def register(subparsers: Any) -> None:
@@ -81,30 +79,6 @@ def _positive(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
-
-
-def parse_input(value: str | None) -> dict[str, Any]:
-    """``--input``: inline JSON or ``@file.json``; must be a JSON object."""
-    if value is None:
-        return {}
-    where = "--input"
-    text = value
-    if value.startswith("@"):
-        path = value[1:]
-        where = f"--input @{path}"
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise _BadInput(f"{where}: cannot read {path}: {exc.strerror or exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _BadInput(
-            f"{where}: invalid JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
-        ) from exc
-    if not isinstance(data, dict):
-        raise _BadInput(f"{where}: the run input must be a JSON object, got {type(data).__name__}")
-    return data
 
 
 def _check_diagram_path(path: str) -> None:

@@ -1,4 +1,4 @@
-"""`flowkit start TARGET --input JSON [--run-id ID] [--mongo-uri URI] [--database DB]`.
+"""`flowkit start TARGET --input JSON|@file.json [--run-id ID] [--mongo-uri URI] [--database DB]`.
 
 Compiles and validates the workflow, then inserts the run and its ``started`` event into MongoDB (the
 Atlas trigger takes it from there). Prints the run id. Starting the same ``--run-id`` again is
@@ -8,11 +8,11 @@ harmless: the existing run's id is printed and nothing is inserted.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
-from flowkit.errors import FlowkitError, LoadError, RunError
+from flowkit.cli._args import BadArgument, parse_input
+from flowkit.errors import FlowkitError, LoadError
 
 TARGET_HELP = "module:attr, path/to/file.py[:attr], or a folder holding exactly one workflow"
 
@@ -26,7 +26,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     parser.add_argument(
-        "--input", default="{}", metavar="JSON", help="the run input, a JSON object (default {})"
+        "--input",
+        default="{}",
+        metavar="JSON",
+        help="the run input: a JSON object, or @file.json (default {})",
     )
     parser.add_argument("--run-id", metavar="ID", help="choose the run id (default: <workflow>-<random>)")
     parser.add_argument("--workflow", metavar="NAME", help="which workflow, when TARGET holds several")
@@ -35,25 +38,17 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _parse_input(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise RunError(
-            f"--input is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    if not isinstance(value, dict):
-        raise RunError(f"--input must be a JSON object, got {type(value).__name__}")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
     from flowkit.cli._compile import compile_documents
     from flowkit.runtime.config import Settings
     from flowkit.runtime.start import start_run
     from flowkit.runtime.store import Store
 
-    input_value = _parse_input(args.input)
+    try:
+        input_value = parse_input(args.input)
+    except BadArgument as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     settings = Settings.from_env(mongo_uri=args.mongo_uri, database=args.database)
     if not settings.mongo_uri:
         raise FlowkitError("no MongoDB to start the run in: pass --mongo-uri URI or set FLOWKIT_MONGO_URI")

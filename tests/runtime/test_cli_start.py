@@ -75,14 +75,16 @@ def test_a_generated_run_id_is_printed(
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "code", "message"),
     [
         (
             ["--input", "{oops"],
-            "error: --input is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 2",
+            2,
+            "error: --input: invalid JSON at line 1 column 2 (char 1): Expecting property name enclosed in double quotes",
         ),
-        (["--input", "[1]"], "error: --input must be a JSON object, got list"),
-        (["--run-id", "x", "--workflow", "nope"], "has no workflow named 'nope'"),
+        (["--input", "[1]"], 2, "error: --input: the run input must be a JSON object, got list"),
+        (["--input", "@/nonexistent/input.json"], 2, "error: --input @/nonexistent/input.json: cannot read"),
+        (["--run-id", "x", "--workflow", "nope"], 1, "has no workflow named 'nope'"),
     ],
 )
 def test_bad_arguments_are_reported_and_nothing_is_written(
@@ -91,12 +93,24 @@ def test_bad_arguments_are_reported_and_nothing_is_written(
     target: list[str],
     wire_database: Any,
     args: list[str],
+    code: int,
     message: str,
 ) -> None:
-    code, _, err = start(capsys, monkeypatch, ORDER, *args, *target)
-    assert code == 1
+    exit_code, _, err = start(capsys, monkeypatch, ORDER, *args, *target)
+    assert exit_code == code
     assert message in err
     assert wire_database["state_machines"].count_documents({}) == 0
+
+
+def test_the_input_can_come_from_a_file(
+    capsys: Any, monkeypatch: pytest.MonkeyPatch, target: list[str], wire_database: Any, tmp_path: Path
+) -> None:
+    path = tmp_path / "input.json"
+    path.write_text('{"order_id": "o-7",\n "card": "declined"}\n', encoding="utf-8")
+    code, out, _ = start(capsys, monkeypatch, ORDER, "--input", f"@{path}", "--run-id", "o-7", *target)
+    assert (code, out) == (0, "o-7\n")
+    stored = wire_database["state_machines"].find_one({"_id": "o-7"})
+    assert stored["input"] == {"order_id": "o-7", "card": "declined"}
 
 
 def test_a_folder_with_several_workflows_needs_a_name(
