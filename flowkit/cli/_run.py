@@ -18,9 +18,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-_BadInput = BadArgument
-
-
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "run",
@@ -88,7 +85,7 @@ def _check_diagram_path(path: str) -> None:
     try:
         format_for_path(path)
     except RenderError as exc:
-        raise _BadInput(f"--diagram {path}: {exc}") from exc
+        raise BadArgument(f"--diagram {path}: {exc}") from exc
 
 
 def _stderr_console() -> Any:
@@ -111,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         check_runnable(runnable.document, runnable.bodies, mocks)
         if args.diagram:
             _check_diagram_path(args.diagram)
-    except (_BadInput, LoadError, InvalidMock) as exc:
+    except (BadArgument, LoadError, InvalidMock) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except InvalidWorkflow as exc:

@@ -27,6 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, model_validator
 
+from flowkit._jsonarg import BadArgument, read_json_argument
 from flowkit.document import JobError, WorkflowDocument
 from flowkit.errors import InvalidMock
 
@@ -197,21 +198,12 @@ def parse_mock_option(option: str) -> Mocks:
     job = job.strip()
     if not sep or not job:
         raise InvalidMock(f"--mock {option!r}: expected JOB=@output.json or JOB=<JSON>")
-    source = f"--mock {job}"
-    if value.startswith("@"):
-        path = value[1:]
-        source = f"--mock {job}=@{path}"
-        try:
-            value = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InvalidMock(f"{source}: cannot read {path}: {exc.strerror or exc}", job=job) from exc
     try:
-        output = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise InvalidMock(
-            f"{source}: invalid JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}",
-            job=job,
-        ) from exc
+        output, source = read_json_argument(
+            value, where=f"--mock {job}", file_where=f"--mock {job}=@{{path}}"
+        )
+    except BadArgument as exc:
+        raise InvalidMock(str(exc), job=job) from exc
     return Mocks(outcomes={job: (success(output),)}, sources={job: source})
 
 

@@ -1,0 +1,35 @@
+"""A JSON value given on the command line, inline or as ``@path`` to a file (``--input``, ``--mock``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["BadArgument", "read_json_argument"]
+
+
+class BadArgument(Exception):
+    """A command-line value that cannot be used; the message names the option (and the file)."""
+
+
+def read_json_argument(value: str, *, where: str, file_where: str) -> tuple[Any, str]:
+    """Decode ``value``, or the file it names with a leading ``@``; return the data and where it came from.
+
+    ``where`` names the option in messages (``--input``); ``file_where`` does when a file is read, with
+    ``{path}`` standing for the path (``--input @{path}``).
+    """
+    text = value
+    if value.startswith("@"):
+        path = value[1:]
+        where = file_where.format(path=path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BadArgument(f"{where}: cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        return json.loads(text), where
+    except json.JSONDecodeError as exc:
+        raise BadArgument(
+            f"{where}: invalid JSON at line {exc.lineno} column {exc.colno} (char {exc.pos}): {exc.msg}"
+        ) from exc
