@@ -19,6 +19,8 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from flowkit.status import EventStatus, status_key
+
 __all__ = [
     "SCHEMA_VERSION",
     "TERMINAL_STATES",
@@ -209,17 +211,6 @@ class Run(_Model):
 
 
 # --------------------------------------------------------------------------- a status event
-
-
-class EventStatus(StrEnum):
-    STARTED = "started"
-    SUCCESS = "success"
-    FAILED = "failed"
-
-
-def status_key(run_id: str, job: str | None, attempt: int, status: str) -> str:
-    """Idempotency key of a status event; unique in the ``statuses`` collection."""
-    return f"{run_id}/{job or '*'}/{attempt}/{status}"
 
 
 class StatusEvent(_Model):

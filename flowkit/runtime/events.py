@@ -38,7 +38,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, Final, Literal
 
 from bson import json_util
@@ -49,7 +48,7 @@ from bson.objectid import ObjectId
 from bson.timestamp import Timestamp
 
 from flowkit.errors import EventError
-from flowkit.runtime.store import status_key
+from flowkit.status import EventStatus, status_key
 
 __all__ = [
     "DETAIL_TYPE_PREFIX",
@@ -68,14 +67,6 @@ DETAIL_TYPE_PREFIX: Final = "MongoDB Database Trigger for "
 
 JsonFormat = Literal["relaxed", "canonical", "default"]
 """How ``detail`` is written: relaxed / canonical Extended JSON, or the trigger's default JSON."""
-
-
-class EventStatus(StrEnum):
-    """The ``status`` of a status event (the members of ``flowkit.document.EventStatus``, without pydantic)."""
-
-    STARTED = "started"
-    SUCCESS = "success"
-    FAILED = "failed"
 
 
 STATUS_VALUES: Final = tuple(status.value for status in EventStatus)

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Final
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from flowkit.status import status_key
+
 if TYPE_CHECKING:
     from pymongo.collection import Collection
     from pymongo.database import Database
@@ -63,11 +65,6 @@ def now() -> datetime:
     """The current UTC time at MongoDB's precision (milliseconds), so a stored time reads back equal."""
     current = datetime.now(UTC)
     return current.replace(microsecond=current.microsecond // 1000 * 1000)
-
-
-def status_key(run_id: str, job: str | None, attempt: int, status: str) -> str:
-    """Idempotency key of a status event (same as ``flowkit.document.status_key``, without pydantic)."""
-    return f"{run_id}/{job or '*'}/{attempt}/{status}"
 
 
 def make_status(
