@@ -5,25 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from dsl_builders import flow, mk
 
-from flowkit import Defaults, Notify, Retry, compile, input, job, parallel, sequence, when, workflow
+from flowkit import Defaults, Notify, Retry, compile, input, job, parallel, sequence, when
 from flowkit.document import WorkflowDocument, content_version
-from flowkit.dsl import Job, Workflow
-
-
-def _body(event: dict[str, Any], context: Any = None) -> None:
-    return None
-
-
-def mk(name: str, **options: Any) -> Job:
-    options.setdefault("timeout", 10)
-    result: Job = job(name=name, **options)(_body)
-    return result
-
-
-def flow(root: Any, name: str = "t", **options: Any) -> Workflow:
-    result: Workflow = workflow(name=name, **options)(lambda: root)
-    return result
 
 
 def needs(doc: WorkflowDocument) -> dict[str, list[str]]:
@@ -118,7 +103,7 @@ def test_target_resolution_and_defaults() -> None:
         "7",
     )
     assert (load.timeout_seconds, load.retry.max_attempts, load.retry.jitter) == (60.0, 2, "full")
-    assert load.handler == f"{__name__}:_body"
+    assert load.handler == "dsl_builders:noop_body"
     assert charge.handler is None
 
 

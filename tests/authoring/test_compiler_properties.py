@@ -6,39 +6,11 @@ import itertools
 from typing import Any
 
 import networkx as nx
+from dsl_builders import build, trees
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
-from flowkit import compile, input, job, parallel, sequence, when, workflow
+from flowkit import compile, workflow
 from flowkit.dsl import Job, Node, Parallel, Sequence, When
-
-
-def _body(event: dict[str, Any], context: Any = None) -> None:
-    return None
-
-
-@st.composite
-def trees(draw: st.DrawFn, depth: int = 3) -> Any:
-    """A nested tuple description: ("job",), ("seq"|"par", children), ("when", then, otherwise|None)."""
-    if depth == 0 or draw(st.integers(0, 3)) == 0:
-        return ("job",)
-    kind = draw(st.sampled_from(["seq", "par", "when"]))
-    if kind == "when":
-        otherwise = draw(st.none() | trees(depth=depth - 1))
-        return ("when", draw(trees(depth=depth - 1)), otherwise)
-    return (kind, draw(st.lists(trees(depth=depth - 1), min_size=1, max_size=4)))
-
-
-def build(tree: Any, counter: itertools.count[int]) -> Node:
-    if tree[0] == "job":
-        result: Job = job(name=f"j{next(counter)}", timeout=1)(_body)
-        return result
-    if tree[0] == "when":
-        then = build(tree[1], counter)
-        otherwise = None if tree[2] is None else build(tree[2], counter)
-        return when(input[f"c{next(counter)}"] == 1, then=then, otherwise=otherwise)
-    children = [build(child, counter) for child in tree[1]]
-    return sequence(*children) if tree[0] == "seq" else parallel(*children)
 
 
 def names(node: Node) -> set[str]:

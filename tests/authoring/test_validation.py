@@ -2,30 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
+from dsl_builders import flow as _flow
+from dsl_builders import mk
 
-from flowkit import Defaults, Notify, Retry, compile, input, job, parallel, sequence, when, workflow
+from flowkit import Defaults, Notify, Retry, compile, input, job, parallel, sequence, when
 from flowkit.document import WorkflowDocument
-from flowkit.dsl import Job, Workflow
+from flowkit.dsl import Workflow
 from flowkit.errors import InvalidWorkflow
 from flowkit.validate import Report, validate
 
-
-def _body(event: dict[str, Any], context: Any = None) -> None:
-    return None
-
-
-def mk(name: str, **options: Any) -> Job:
-    options.setdefault("timeout", 10)
-    result: Job = job(name=name, **options)(_body)
-    return result
-
-
-def flow(root: Any, name: str = "nightly-etl", **options: Any) -> Workflow:
-    result: Workflow = workflow(name=name, **options)(lambda: root)
-    return result
+flow = functools.partial(_flow, name="nightly-etl")
 
 
 def problems(wf: Workflow) -> list[str]:

@@ -220,18 +220,12 @@ class Scenario:
         return {name for name, state in self.states.items() if state in ("succeeded", "failed")}
 
 
-def _body(event: Any, context: Any = None) -> None:
-    return None
-
-
 def _dsl_documents() -> dict[str, WorkflowDocument]:
     """Workflows written with the DSL and compiled by the real compiler (effective conditions,
     ``failure_handled``, phases and needs as production documents have them)."""
-    from flowkit import compile, input, parallel, sequence, when, workflow
-    from flowkit import job as dsl_job
+    from dsl_builders import mk as j
 
-    def j(name: str) -> Any:
-        return dsl_job(name=name, timeout=10)(_body)
+    from flowkit import compile, input, parallel, sequence, when, workflow
 
     charge = j("charge")
 
