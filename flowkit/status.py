@@ -1,21 +1,7 @@
-"""The vocabulary of status events, shared by the document models and the Lambda runtime.
-
-Standard library only: the runtime imports it without loading pydantic.
-"""
+"""The vocabulary of status events (kept for imports; the words live in ``flowkit.vocab``)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
+from flowkit.vocab import EventStatus, status_key
 
 __all__ = ["EventStatus", "status_key"]
-
-
-class EventStatus(StrEnum):
-    STARTED = "started"
-    SUCCESS = "success"
-    FAILED = "failed"
-
-
-def status_key(run_id: str, job: str | None, attempt: int, status: str) -> str:
-    """Idempotency key of a status event; unique in the ``statuses`` collection."""
-    return f"{run_id}/{job or '*'}/{attempt}/{status}"

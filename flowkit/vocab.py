@@ -1,0 +1,169 @@
+"""flowkit's shared vocabulary: every state, kind, name rule, limit and environment variable, once.
+
+Standard library only. The pydantic document models, the Lambda runtime, the local runner, the display,
+the diagrams and the CLI all import their words from here, so a new state is added in one place and
+``grep`` finds each literal once.
+
+Job states (``JobState``)::
+
+    pending ──claim──> dispatched ──started──> running ──success──> succeeded
+       │                   │                      │
+       │ skip              └──────────┬───────────┘
+       v                              │ failed / deadline passed
+    skipped                           v
+                         attempts left? ──yes──> waiting ──not-before time──> dispatched (attempt n+1)
+                                │ no
+                                v
+                         failed | timed_out
+    (any non-terminal) ──run cancelled / can never run──> cancelled
+
+Run statuses (``RunStatus``): ``running`` until it ends exactly once as ``succeeded``, ``failed``,
+``timed_out`` (its own deadline passed) or ``cancelled``; a redrive takes an ended, unsuccessful run back
+to ``running``.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Final
+
+__all__ = [
+    "DEFAULT_NOTIFY_ON",
+    "ENV",
+    "EVENTBRIDGE_ENTRY_LIMIT",
+    "FAILED_STATES",
+    "JOB_TERMINAL_STATES",
+    "LAMBDA_ASYNC_PAYLOAD_LIMIT",
+    "MONGO_DOCUMENT_LIMIT",
+    "MONGO_NESTING_LIMIT",
+    "NAME_PATTERN",
+    "NOTIFY_KINDS",
+    "OPEN_STATES",
+    "RUN_ENDED_STATUSES",
+    "EventStatus",
+    "JobState",
+    "NotifyKind",
+    "RunStatus",
+    "is_valid_name",
+    "status_key",
+]
+
+
+class JobState(StrEnum):
+    """Where one job of a run is."""
+
+    PENDING = "pending"
+    """Not started: waiting for its needs (or its condition to be decided)."""
+    DISPATCHED = "dispatched"
+    """Claimed and handed to its target; not reported started yet."""
+    RUNNING = "running"
+    """Its body reported ``started``."""
+    WAITING = "waiting"
+    """An attempt failed or timed out with attempts left: waiting for the retry's not-before time."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    """Its condition was false (or it sits on the arm of a ``when`` that was not taken)."""
+    TIMED_OUT = "timed_out"
+    """Its last attempt passed its timeout or heartbeat deadline."""
+    CANCELLED = "cancelled"
+    """It will never run: the run was cancelled, or ended before the job could start."""
+
+
+JOB_TERMINAL_STATES: Final = frozenset(
+    {JobState.SUCCEEDED, JobState.FAILED, JobState.SKIPPED, JobState.TIMED_OUT, JobState.CANCELLED}
+)
+"""States a job never leaves (except through a redrive)."""
+
+FAILED_STATES: Final = frozenset({JobState.FAILED, JobState.TIMED_OUT})
+"""Terminal states that count as a failure of the job."""
+
+OPEN_STATES: Final = (JobState.DISPATCHED, JobState.RUNNING)
+"""A job handed to its target that has not finished its current attempt."""
+
+
+class RunStatus(StrEnum):
+    """Where a run is."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    CANCELLED = "cancelled"
+
+
+RUN_ENDED_STATUSES: Final = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLED}
+)
+
+
+class EventStatus(StrEnum):
+    """The ``status`` of a document in the ``statuses`` collection."""
+
+    STARTED = "started"
+    SUCCESS = "success"
+    FAILED = "failed"
+    # The failure-handling work adds the kinds flowkit writes on its own (an attempt timed out, a retry
+    # scheduled, a run cancelled) here, together with their notification kinds and Slack messages.
+
+
+def status_key(run_id: str, job: str | None, attempt: int, status: str) -> str:
+    """Idempotency key of a status event; unique in the ``statuses`` collection."""
+    return f"{run_id}/{job or '*'}/{attempt}/{status}"
+
+
+class NotifyKind(StrEnum):
+    """What a notification is about; ``Notify(on=[...])`` subscribes to these."""
+
+    RUN_STARTED = "run.started"
+    RUN_SUCCEEDED = "run.succeeded"
+    RUN_FAILED = "run.failed"
+    RUN_TIMED_OUT = "run.timed_out"
+    RUN_CANCELLED = "run.cancelled"
+    JOB_STARTED = "job.started"
+    JOB_SUCCEEDED = "job.succeeded"
+    JOB_FAILED = "job.failed"
+    JOB_FAILURE_HANDLED = "job.failure_handled"
+    """A job failed on a path the workflow handles (e.g. a declined card): not paged by default."""
+    JOB_RETRYING = "job.retrying"
+    JOB_TIMED_OUT = "job.timed_out"
+
+
+NOTIFY_KINDS: Final = tuple(NotifyKind)
+DEFAULT_NOTIFY_ON: Final = (NotifyKind.RUN_FAILED, NotifyKind.JOB_FAILED)
+"""What a workflow is notified about when it does not say."""
+
+NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]+")
+"""Job names: they become MongoDB dotted paths (``jobs.<name>.state``), so no ``.`` and no ``$``."""
+
+
+def is_valid_name(name: object) -> bool:
+    """Whether ``name`` is a string matching ``NAME_PATTERN`` whole."""
+    return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+
+
+# Limits of the services flowkit writes to, enforced where flowkit writes (locally as in production).
+LAMBDA_ASYNC_PAYLOAD_LIMIT: Final = 1_048_576
+"""AWS Lambda's limit for an asynchronous invocation's payload, in bytes."""
+MONGO_DOCUMENT_LIMIT: Final = 16 * 1024 * 1024
+"""MongoDB's maximum BSON document size, in bytes."""
+MONGO_NESTING_LIMIT: Final = 100
+"""MongoDB's maximum nesting depth of a document."""
+EVENTBRIDGE_ENTRY_LIMIT: Final = 256 * 1024
+"""EventBridge's maximum size of one PutEvents entry, in bytes."""
+
+# attribute of ``flowkit.runtime.config.Settings`` -> environment variable
+ENV: Final = {
+    "mongo_uri": "FLOWKIT_MONGO_URI",
+    "database": "FLOWKIT_DATABASE",
+    "runs_collection": "FLOWKIT_RUNS_COLLECTION",
+    "statuses_collection": "FLOWKIT_STATUSES_COLLECTION",
+    "slack_token": "FLOWKIT_SLACK_TOKEN",
+    "slack_webhook_url": "FLOWKIT_SLACK_WEBHOOK_URL",
+    "webhook_url": "FLOWKIT_WEBHOOK_URL",
+    "payload_limit_bytes": "FLOWKIT_PAYLOAD_LIMIT_BYTES",
+    "lambda_endpoint_url": "FLOWKIT_LAMBDA_ENDPOINT_URL",
+}
+TEST_MONGO_URI_ENV: Final = "FLOWKIT_TEST_MONGO_URI"
+"""Set it to run the over-the-wire tests against a real MongoDB."""
