@@ -44,12 +44,18 @@ class Report:
 
 @dataclass
 class _Doc:
-    """The document with its graph and indexes, built once for all checks."""
+    """The document with its graph and indexes, built once for all checks.
+
+    The graph is plain adjacency lists (``children``: need -> jobs that need it, known names only),
+    checked for cycles with Kahn's algorithm: linear, and far cheaper than a networkx graph for the
+    common case. networkx is used only to describe cycles when there are some.
+    """
 
     doc: WorkflowDocument
     names: list[str]
     known: set[str]
-    graph: Any  # nx.DiGraph (untyped)
+    children: dict[str, list[str]]
+    in_degree: dict[str, int]
     cycles: list[set[str]] = field(default_factory=list)
 
     @property
@@ -61,17 +67,54 @@ class _Doc:
     def of(cls, doc: WorkflowDocument) -> _Doc:
         names = [j.name for j in doc.jobs]
         known = set(names)
-        graph = nx.DiGraph()
-        graph.add_nodes_from(names)
-        graph.add_edges_from((need, j.name) for j in doc.jobs for need in j.needs if need in known)
-        cycles: list[set[str]] = []
-        if not nx.is_directed_acyclic_graph(graph):
-            cycles = [
+        children: dict[str, list[str]] = {name: [] for name in names}
+        in_degree = dict.fromkeys(names, 0)
+        for j in doc.jobs:
+            name = j.name
+            for need in j.needs:
+                if need in known:  # a repeated need is a repeated edge: counted both ways, harmless
+                    children[need].append(name)
+                    in_degree[name] += 1
+        d = cls(doc, names, known, children, in_degree)
+        if not d._acyclic():
+            graph = d.graph()
+            d.cycles = [
                 c
                 for c in nx.strongly_connected_components(graph)
                 if len(c) > 1 or graph.has_edge(next(iter(c)), next(iter(c)))
             ]
-        return cls(doc, names, known, graph, cycles)
+        return d
+
+    def _acyclic(self) -> bool:
+        remaining = dict(self.in_degree)
+        ready = [name for name, count in remaining.items() if count == 0]
+        seen = 0
+        while ready:
+            node = ready.pop()
+            seen += 1
+            for child in self.children[node]:
+                remaining[child] -= 1
+                if remaining[child] == 0:
+                    ready.append(child)
+        return seen == len(remaining)
+
+    def graph(self) -> Any:
+        """The same graph as a networkx ``DiGraph`` (only needed to describe cycles)."""
+        graph = nx.DiGraph()
+        graph.add_nodes_from(self.children)
+        graph.add_edges_from((need, child) for need, kids in self.children.items() for child in kids)
+        return graph
+
+    def descendants(self, name: str) -> set[str]:
+        """Every job that (transitively) needs ``name``."""
+        found: set[str] = set()
+        stack = list(self.children.get(name, ()))
+        while stack:
+            node = stack.pop()
+            if node not in found:
+                found.add(node)
+                stack.extend(self.children[node])
+        return found
 
     @property
     def where(self) -> str:
@@ -131,9 +174,10 @@ def _check_needs(d: _Doc) -> Iterator[str]:
 def _check_cycles(d: _Doc) -> Iterator[str]:
     if d.ambiguous:
         return
+    graph = d.graph() if d.cycles else nx.DiGraph()
     for component in d.cycles:
         start = min(component)
-        edges = nx.find_cycle(d.graph.subgraph(component), source=start)
+        edges = nx.find_cycle(graph.subgraph(component), source=start)
         path = [u for u, _ in edges]
         first = path.index(min(path))
         path = path[first:] + path[:first]
@@ -144,11 +188,11 @@ def _check_unreachable(d: _Doc) -> Iterator[str]:
     if d.ambiguous:
         return
     in_cycles = set().union(*d.cycles)
-    roots = [n for n in d.names if d.graph.in_degree(n) == 0]
+    roots = [n for n in d.names if d.in_degree[n] == 0]
     reached: set[str] = set(roots)
     stack = list(roots)
     while stack:
-        for child in d.graph.successors(stack.pop()):
+        for child in d.children[stack.pop()]:
             if child not in reached:
                 reached.add(child)
                 stack.append(child)
@@ -175,7 +219,7 @@ def _check_conditions(d: _Doc) -> Iterator[str]:
                 )
                 continue
             if ref not in descendants:
-                descendants[ref] = nx.descendants(d.graph, ref)
+                descendants[ref] = d.descendants(ref)
             if job.name not in descendants[ref]:
                 yield (
                     f"job {job.name!r} has condition `{text}`, which references job {ref!r}, not guaranteed "

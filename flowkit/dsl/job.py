@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
+from inspect import CO_VARARGS
+from types import FunctionType, MappingProxyType
 from typing import Any, overload
 
 from flowkit.dsl.expressions import Cond, Ref
@@ -145,9 +146,29 @@ class Job(Node):
         return self.status == "skipped"
 
 
+def _accepts_two_positionals(fn: Body) -> bool:
+    """Fast path: whether a plain function (not wrapped, no ``__signature__``) accepts ``(None, None)``.
+
+    Reads the code object instead of building an ``inspect.Signature`` (which was two thirds of
+    building a large workflow). False means "not sure": the caller then asks ``inspect``.
+    """
+    if type(fn) is not FunctionType or hasattr(fn, "__wrapped__") or hasattr(fn, "__signature__"):
+        return False
+    code = fn.__code__
+    positional = code.co_argcount
+    required = positional - len(fn.__defaults__ or ())
+    kwdefaults = fn.__kwdefaults__ or {}
+    keyword_only = code.co_varnames[positional : positional + code.co_kwonlyargcount]
+    if any(kw not in kwdefaults for kw in keyword_only):
+        return False
+    return required <= 2 and (positional >= 2 or bool(code.co_flags & CO_VARARGS))
+
+
 def _check_signature(fn: Body, name: str) -> None:
     if not callable(fn):
         raise TypeError(f"job {name!r}: the body must be a function, got {fn!r}")
+    if _accepts_two_positionals(fn):
+        return
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):  # builtins without a signature: trust them

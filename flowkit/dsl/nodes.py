@@ -43,16 +43,48 @@ def _node(value: object, *, where: str) -> Node:
 
 
 class Sequence(Node):
-    """Stages that run one after another."""
+    """Stages that run one after another.
 
-    __slots__ = ("items",)
-    items: tuple[Node, ...]
+    A sequence keeps the parts it was built from (nested sequences unflattened) and flattens them
+    once, on the first read of ``items``: so ``a >> b >> c >> ...`` links each new sequence to the
+    previous one instead of copying it, and a chain of N stages costs O(N) to build and to read.
+    """
+
+    __slots__ = ("_flat", "_parts")
+    _parts: tuple[Node, ...]
+    _flat: tuple[Node, ...] | None
 
     def __init__(self, items: tuple[Node, ...]) -> None:
-        object.__setattr__(self, "items", items)
+        object.__setattr__(self, "_parts", items)
+        object.__setattr__(self, "_flat", None)
+
+    @property
+    def items(self) -> tuple[Node, ...]:
+        """The stages, nested sequences flattened (computed once)."""
+        flat = self._flat
+        if flat is None:
+            flat = _flatten(self)
+            object.__setattr__(self, "_flat", flat)
+        return flat
 
     def __repr__(self) -> str:
         return f"sequence({', '.join(map(repr, self.items))})"
+
+
+def _flatten(root: Sequence) -> tuple[Node, ...]:
+    """The stages of ``root`` in order, every nested ``Sequence`` expanded (iteratively: chains are deep)."""
+    out: list[Node] = []
+    stack: list[Node] = list(reversed(root._parts))
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Sequence):
+            if node._flat is not None:
+                out.extend(node._flat)
+            else:
+                stack.extend(reversed(node._parts))
+        else:
+            out.append(node)
+    return tuple(out)
 
 
 class Parallel(Node):
@@ -86,12 +118,13 @@ class When(Node):
 
 
 def sequence(*items: Node) -> Sequence:
-    """Run ``items`` one after another. Nested sequences are flattened: ``a >> b >> c`` is one sequence."""
-    flat: list[Node] = []
+    """Run ``items`` one after another. Nested sequences are flattened: ``a >> b >> c`` is one sequence.
+
+    The operands are kept as given (never copied): flattening happens once, when the stages are read.
+    """
     for i, item in enumerate(items):
-        node = _node(item, where=f"sequence() argument {i + 1}")
-        flat.extend(node.items if isinstance(node, Sequence) else (node,))
-    return Sequence(tuple(flat))
+        _node(item, where=f"sequence() argument {i + 1}")
+    return Sequence(items)
 
 
 def parallel(*items: Node) -> Parallel:
