@@ -38,6 +38,7 @@ from flowkit.dsl.nodes import Node, Parallel, Sequence, When
 from flowkit.dsl.options import Retry, seconds
 from flowkit.dsl.workflow import Workflow, iter_jobs
 from flowkit.errors import InvalidWorkflow
+from flowkit.naming import FUNCTION_NAME_LIMIT, function_name
 
 if TYPE_CHECKING:
     from flowkit.validate import Report
@@ -196,7 +197,10 @@ class _Specs:
                     f"job {job.name!r} has no body and no target: pass "
                     f"job({job.name!r}, target='<function name or ARN>')"
                 )
-            function = self.defaults.function_prefix + job.name
+            function = self.defaults.jobs_function if job.fn is not None else None
+            if function is None:
+                prefix = self.defaults.function_prefix
+                function = prefix + function_name(job.name, limit=max(1, FUNCTION_NAME_LIMIT - len(prefix)))
         qualifier = job.qualifier if job.qualifier is not None else self.defaults.qualifier
         return {"function": function, "qualifier": qualifier}
 

@@ -164,6 +164,10 @@ ENV: Final = {
     "webhook_url": "FLOWKIT_WEBHOOK_URL",
     "payload_limit_bytes": "FLOWKIT_PAYLOAD_LIMIT_BYTES",
     "lambda_endpoint_url": "FLOWKIT_LAMBDA_ENDPOINT_URL",
+    "workflows_collection": "FLOWKIT_WORKFLOWS_COLLECTION",
+    "mongo_uri_secret": "FLOWKIT_MONGO_URI_SECRET",
+    "slack_token_secret": "FLOWKIT_SLACK_TOKEN_SECRET",
+    "workflow_modules": "FLOWKIT_WORKFLOW_MODULES",
 }
 TEST_MONGO_URI_ENV: Final = "FLOWKIT_TEST_MONGO_URI"
 """Set it to run the over-the-wire tests against a real MongoDB."""

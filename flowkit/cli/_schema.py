@@ -1,4 +1,5 @@
-"""`flowkit schema [-o FILE]`: the JSON Schema of the compiled workflow document."""
+"""`flowkit schema [--status] [-o FILE]`: the JSON Schema of the compiled workflow document, or of a
+status event (the protocol for code that reports into the ``statuses`` collection itself)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flowkit.document import WorkflowDocument, canonical_json
+from flowkit.document import StatusEvent, WorkflowDocument, canonical_json
 
 
 def register(subparsers: Any) -> None:
@@ -15,6 +16,11 @@ def register(subparsers: Any) -> None:
         "schema",
         help="print the JSON Schema of a compiled workflow document",
         description="Print the JSON Schema (draft 2020-12) of WorkflowDocument, the compiled workflow.",
+    )
+    parser.add_argument(
+        "--status",
+        action="store_true",
+        help="the schema of a status document (what a job inserts into 'statuses' to report)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     parser.set_defaults(handler=run)
@@ -26,8 +32,22 @@ def schema() -> dict[str, Any]:
     return result
 
 
+def status_schema() -> dict[str, Any]:
+    """The status document, as inserted into ``statuses`` (``time`` a BSON date; ISO-8601 in JSON)."""
+    result = StatusEvent.model_json_schema()
+    result["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    result["description"] = (
+        "A document of the flowkit 'statuses' collection. 'key' must be "
+        "'<run_id>/<job or *>/<attempt>/<status>' (unique index: reporting twice inserts once); "
+        "'job' is null and 'attempt' 0 for workflow-level events; 'output' goes with 'success', "
+        "'error' with 'failed'. Report only for an attempt the orchestrator dispatched to you."
+    )
+    result["required"] = sorted({*result.get("required", []), "job", "attempt"})
+    return result
+
+
 def run(args: argparse.Namespace) -> int:
-    text = canonical_json(schema())
+    text = canonical_json(status_schema() if args.status else schema())
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
     else:

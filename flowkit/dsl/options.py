@@ -78,18 +78,31 @@ class Notify:
 
 @dataclass(frozen=True)
 class Defaults:
-    """Workflow-wide defaults a job can override: target prefix, qualifier, timeout, retry."""
+    """Workflow-wide defaults a job can override: target prefix, qualifier, timeout, retry.
+
+    A job with a Python body and no ``target`` runs in the Lambda function ``function_prefix`` + its
+    name in kebab case (``export_events`` -> ``etl-export-events``, see ``flowkit.naming``), or, when
+    ``jobs_function`` is set, in that one function, which serves every body of the workflow through
+    the job router (``flowkit.runtime.handlers.job_router``: the payload names the job).
+    """
 
     function_prefix: str = ""
     qualifier: str | None = None
     timeout: Duration | None = None
     retry: Retry | None = None
+    jobs_function: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.function_prefix, str):
             raise TypeError(f"Defaults(function_prefix=...) must be a str, got {self.function_prefix!r}")
         if self.qualifier is not None and not isinstance(self.qualifier, str):
             raise TypeError(f"Defaults(qualifier=...) must be a str, got {self.qualifier!r}")
+        if self.jobs_function is not None and (
+            not isinstance(self.jobs_function, str) or not self.jobs_function
+        ):
+            raise TypeError(
+                f"Defaults(jobs_function=...) must be a function name, got {self.jobs_function!r}"
+            )
         seconds(self.timeout, what="Defaults(timeout=...)")
         if self.retry is not None and not isinstance(self.retry, Retry):
             raise TypeError(f"Defaults(retry=...) must be a flowkit.Retry, got {self.retry!r}")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, Final
 
-__all__ = ["ENV", "Settings"]
+__all__ = ["ENV", "Settings", "read_secret", "resolve_secrets"]
 
 # attribute name -> environment variable
 ENV: Final[Mapping[str, str]] = {
@@ -23,6 +23,10 @@ ENV: Final[Mapping[str, str]] = {
     "webhook_url": "FLOWKIT_WEBHOOK_URL",
     "payload_limit_bytes": "FLOWKIT_PAYLOAD_LIMIT_BYTES",
     "lambda_endpoint_url": "FLOWKIT_LAMBDA_ENDPOINT_URL",
+    "workflows_collection": "FLOWKIT_WORKFLOWS_COLLECTION",
+    "mongo_uri_secret": "FLOWKIT_MONGO_URI_SECRET",
+    "slack_token_secret": "FLOWKIT_SLACK_TOKEN_SECRET",
+    "workflow_modules": "FLOWKIT_WORKFLOW_MODULES",
 }
 
 
@@ -38,6 +42,14 @@ class Settings:
     # AWS Lambda's current limit for an asynchronous invocation payload.
     payload_limit_bytes: int = 1_048_576
     lambda_endpoint_url: str | None = None
+    # the published definitions (``flowkit publish``), read by the starter
+    workflows_collection: str = "workflows"
+    # Secrets Manager secret (name or ARN) or SSM parameter (``ssm:/name`` or its ARN) holding the
+    # connection string / Slack token, read once per container when the plain variable is unset.
+    mongo_uri_secret: str | None = None
+    slack_token_secret: str | None = None
+    # modules holding the workflows whose @job bodies the job router serves (comma-separated)
+    workflow_modules: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -54,3 +66,47 @@ class Settings:
         if overrides:
             raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")
         return cls(**values)
+
+
+def resolve_secrets(settings: Settings, *, session: Any = None) -> Settings:
+    """``settings`` with ``mongo_uri`` / ``slack_token`` read from their secrets when only those are set.
+
+    A value from Secrets Manager is the secret string, or its ``uri`` / ``token`` field when the string
+    is a JSON object. boto3 is imported only when a secret has to be read.
+    """
+    changes: dict[str, Any] = {}
+    for field, secret, key in (
+        ("mongo_uri", settings.mongo_uri_secret, "uri"),
+        ("slack_token", settings.slack_token_secret, "token"),
+    ):
+        if getattr(settings, field) or not secret:
+            continue
+        changes[field] = read_secret(secret, key=key, session=session)
+    if not changes:
+        return settings
+    from dataclasses import replace
+
+    return replace(settings, **changes)
+
+
+def read_secret(reference: str, *, key: str | None = None, session: Any = None) -> str:
+    """The value of a Secrets Manager secret or an SSM parameter (``ssm:/name`` or ``arn:aws:ssm:...``)."""
+    import json
+
+    if session is None:
+        import boto3
+
+        session = boto3
+    if reference.startswith(("ssm:", "arn:aws:ssm:")):
+        name = reference[4:] if reference.startswith("ssm:") else "/" + reference.split(":parameter/", 1)[-1]
+        answer = session.client("ssm").get_parameter(Name=name, WithDecryption=True)
+        return str(answer["Parameter"]["Value"])
+    value = str(session.client("secretsmanager").get_secret_value(SecretId=reference)["SecretString"])
+    if key and value.lstrip().startswith("{"):
+        try:
+            data = json.loads(value)
+        except ValueError:
+            return value
+        if isinstance(data, dict) and isinstance(data.get(key), str):
+            return str(data[key])
+    return value

@@ -29,9 +29,19 @@ from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_pa
 from flowkit.runtime.store import RunCache, Store, make_status
 
 if TYPE_CHECKING:
+    from flowkit.runtime.config import Settings
     from flowkit.runtime.notify import Notifier
 
-__all__ = ["Runtime", "default_runtime", "notifications_job", "orchestrator_job", "statemachine_job"]
+__all__ = [
+    "Runtime",
+    "default_runtime",
+    "destinations_job",
+    "job_router",
+    "notifications_job",
+    "orchestrator_job",
+    "starter_job",
+    "statemachine_job",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -339,19 +349,29 @@ class Runtime:
 # ---------------------------------------------------------------------- Lambda entry points
 
 _default: Runtime | None = None
+_default_settings: Settings | None = None
 _default_lock = threading.Lock()
 
 
+def default_settings() -> Settings:
+    """The settings the container's ``Runtime`` was built from (secrets already read)."""
+    default_runtime()
+    if _default_settings is None:  # pragma: no cover - set together with _default
+        raise RuntimeError("the default runtime has no settings")
+    return _default_settings
+
+
 def default_runtime() -> Runtime:
-    """The container's ``Runtime``, built once from ``Settings.from_env()``."""
-    global _default
+    """The container's ``Runtime``, built once from ``Settings.from_env()`` (and ``resolve_secrets``)."""
+    global _default, _default_settings
     if _default is None:
         with _default_lock:
             if _default is None:
-                from flowkit.runtime.config import Settings
+                from flowkit.runtime.config import Settings, resolve_secrets
                 from flowkit.runtime.dispatch import LambdaDispatcher
 
-                settings = Settings.from_env()
+                # Secrets are read once per container (boto3 is imported only if one is configured).
+                settings = _default_settings = resolve_secrets(Settings.from_env())
 
                 def notifier() -> Notifier | None:
                     from flowkit.runtime.notify import notifier_from_settings
@@ -378,3 +398,24 @@ def orchestrator_job(event: Mapping[str, Any], context: Any = None) -> Doc:
 
 def notifications_job(event: Mapping[str, Any], context: Any = None) -> Doc:
     return default_runtime().notifications_job(event, context)
+
+
+def starter_job(event: Mapping[str, Any], context: Any = None) -> Doc:
+    """Start a run of a published workflow: ``{"workflow", "input"?, "run_id"?}`` (``flowkit.runtime.starter``)."""
+    from flowkit.runtime.starter import start_published
+
+    return start_published(default_runtime().store, event, collection=default_settings().workflows_collection)
+
+
+def destinations_job(event: Mapping[str, Any], context: Any = None) -> Doc:
+    """Turn a Lambda asynchronous-invocation result (destination record) into the job's status event."""
+    from flowkit.runtime.destinations import handle_result
+
+    return handle_result(default_runtime().store, event)
+
+
+def job_router(event: Mapping[str, Any], context: Any = None) -> Any:
+    """Run the ``@job`` body the payload names, reporting for it (``flowkit.runtime.router``)."""
+    from flowkit.runtime.router import route
+
+    return route(event, context)

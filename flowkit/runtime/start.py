@@ -1,5 +1,8 @@
 """Start a run: insert the run document and the workflow-level ``started`` status event.
 
+``start_config`` does it from the compiled document as a plain dict (what ``flowkit publish`` stores and
+the starter Lambda reads; no pydantic on that path); ``start_run`` from a ``WorkflowDocument``.
+
 Idempotent on the run id: starting the same id again returns the stored run and inserts no second
 ``started`` event (its status key is unique); the same id with a different workflow, version or input
 is refused with ``RunError``. If a crash happened between the two inserts, starting again completes
@@ -12,17 +15,17 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from flowkit.conditions import check
-from flowkit.document import Run, WorkflowDocument, canonical_json
 from flowkit.errors import InvalidWorkflow, RunError
 from flowkit.runtime.store import Store, make_status, now
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from flowkit.document import Run, WorkflowDocument
 
-__all__ = ["new_run_document", "start_run"]
+__all__ = ["new_run_document", "start_config", "start_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -30,41 +33,50 @@ logger = logging.getLogger(__name__)
 _JOB_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
 
 
-def _check_document(document: WorkflowDocument) -> None:
+def _check_config(config: Mapping[str, Any]) -> None:
+    name = config.get("name")
+    specs = [spec for spec in config.get("jobs") or [] if isinstance(spec, Mapping)]
     problems = [
-        f"job name {spec.name!r} of workflow {document.name!r} may only use letters, digits, '_' and '-'"
-        for spec in document.jobs
-        if not _JOB_NAME.fullmatch(spec.name)
+        f"job name {spec.get('name')!r} of workflow {name!r} may only use letters, digits, '_' and '-'"
+        for spec in specs
+        if not isinstance(spec.get("name"), str) or not _JOB_NAME.fullmatch(spec["name"])
     ]
-    names = [spec.name for spec in document.jobs]
+    names = [spec.get("name") for spec in specs]
     problems += sorted(
-        f"job {name!r} is defined more than once in workflow {document.name!r}"
-        for name in {n for n in names if names.count(n) > 1}
+        f"job {job!r} is defined more than once in workflow {name!r}"
+        for job in {str(n) for n in names if names.count(n) > 1}
     )
-    for spec in document.jobs:
-        if spec.condition is not None:
+    for spec in specs:
+        if spec.get("condition") is not None:
             try:
-                check(spec.condition, where=f"job {spec.name!r} condition")
+                check(spec["condition"], where=f"job {spec.get('name')!r} condition")
             except InvalidWorkflow as exc:
                 problems.append(exc.message)
     if problems:
-        raise InvalidWorkflow(problems[0], problems=problems, workflow=document.name)
+        raise InvalidWorkflow(problems[0], problems=problems, workflow=name)
 
 
-def new_run_document(document: WorkflowDocument, input: Mapping[str, Any], run_id: str) -> dict[str, Any]:
-    """The ``state-machines`` document of a new run: configuration embedded, every job pending."""
-    first = document.phases[0].name if document.phases else None
+def new_run_document(
+    document: WorkflowDocument | Mapping[str, Any], input: Mapping[str, Any], run_id: str
+) -> dict[str, Any]:
+    """The ``state-machines`` document of a new run: configuration embedded, every job pending.
+
+    ``document`` is a ``WorkflowDocument`` or its JSON dump (a dict, as published in MongoDB).
+    """
+    config = dict(document) if isinstance(document, Mapping) else document.model_dump(mode="json")
+    phases = config.get("phases") or []
+    first = phases[0]["name"] if phases else None
     return {
         "_id": run_id,
-        "workflow": document.name,
-        "version": document.version,
-        "config": document.model_dump(mode="json"),
+        "workflow": config["name"],
+        "version": config["version"],
+        "config": config,
         "input": dict(input),
         "status": "running",
         "phase": first,
         "phase_index": 0,
         "jobs": {
-            spec.name: {
+            spec: {
                 "state": "pending",
                 "attempt": 0,
                 "output": None,
@@ -73,7 +85,7 @@ def new_run_document(document: WorkflowDocument, input: Mapping[str, Any], run_i
                 "started_at": None,
                 "finished_at": None,
             }
-            for spec in document.jobs
+            for spec in (str(spec["name"]) for spec in config.get("jobs") or [])
         },
         "created_at": now(),
         "ended_at": None,
@@ -84,31 +96,41 @@ def start_run(
     store: Store, document: WorkflowDocument, input: Mapping[str, Any], *, run_id: str | None = None
 ) -> Run:
     """Insert a run of ``document`` with ``input`` and its ``started`` event; return the stored run."""
+    from flowkit.document import Run
+
+    return Run.model_validate(start_config(store, document.model_dump(mode="json"), input, run_id=run_id))
+
+
+def start_config(
+    store: Store, config: Mapping[str, Any], input: Any, *, run_id: str | None = None
+) -> dict[str, Any]:
+    """``start_run`` for a compiled document given as a plain dict; returns the stored run document.
+
+    Used by the starter Lambda (``flowkit.runtime.handlers.starter_job``), which reads the published
+    definition from MongoDB and never loads pydantic.
+    """
+    name = str(config.get("name"))
     if not isinstance(input, dict):
-        raise RunError(
-            f"the input of a run is a JSON object, got {type(input).__name__}", workflow=document.name
-        )
+        raise RunError(f"the input of a run is a JSON object, got {type(input).__name__}", workflow=name)
     try:
         json.dumps(input, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise RunError(
-            f"the input of workflow {document.name!r} is not JSON: {exc}", workflow=document.name
-        ) from exc
+        raise RunError(f"the input of workflow {name!r} is not JSON: {exc}", workflow=name) from exc
     if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
-        raise RunError(f"a run id is a non-empty string, got {run_id!r}", workflow=document.name)
-    _check_document(document)
-    run_id = run_id or f"{document.name}-{uuid.uuid4().hex[:12]}"
-    doc = new_run_document(document, input, run_id)
+        raise RunError(f"a run id is a non-empty string, got {run_id!r}", workflow=name)
+    _check_config(config)
+    run_id = run_id or f"{name}-{uuid.uuid4().hex[:12]}"
+    doc = new_run_document(config, input, run_id)
     if store.insert_run(doc):
-        logger.info("started run %s of %s", run_id, document.name)
+        logger.info("started run %s of %s", run_id, name)
     else:
         existing = store.get_run(run_id)
         if existing is None:  # pragma: no cover - deleted between the two calls
             raise RunError(f"run {run_id!r} exists but could not be read", run_id=run_id)
         _same_run(existing, doc)
         doc = existing
-    store.insert_status(make_status(run_id, document.name, None, 0, "started", time=doc["created_at"]))
-    return Run.model_validate(doc)
+    store.insert_status(make_status(run_id, name, None, 0, "started", time=doc["created_at"]))
+    return doc
 
 
 def _same_run(existing: Mapping[str, Any], new: Mapping[str, Any]) -> None:
@@ -121,9 +143,13 @@ def _same_run(existing: Mapping[str, Any], new: Mapping[str, Any]) -> None:
                 run_id=run_id,
                 workflow=new["workflow"],
             )
-    if canonical_json(existing.get("input")) != canonical_json(new["input"]):
+    if _canonical(existing.get("input")) != _canonical(new["input"]):
         raise RunError(
             f"run {run_id!r} already exists with a different input: choose another run id",
             run_id=run_id,
             workflow=new["workflow"],
         )
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
