@@ -29,16 +29,17 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, get_args
+from typing import TYPE_CHECKING, Any
 
 from flowkit.conditions import status_referenced_jobs
-from flowkit.document import SCHEMA_VERSION, NotifyKind, RetryPolicy, WorkflowDocument, content_version
+from flowkit.document import SCHEMA_VERSION, RetryPolicy, WorkflowDocument, content_version
 from flowkit.dsl.job import Job
 from flowkit.dsl.nodes import Node, Parallel, Sequence, When
 from flowkit.dsl.options import Retry, seconds
 from flowkit.dsl.workflow import Workflow, iter_jobs
 from flowkit.errors import InvalidWorkflow
 from flowkit.naming import FUNCTION_NAME_LIMIT, function_name
+from flowkit.vocab import DEFAULT_NOTIFY_ON, NOTIFY_KINDS
 
 if TYPE_CHECKING:
     from flowkit.validate import Report
@@ -47,10 +48,15 @@ __all__ = ["compile", "compile_with_report"]
 
 logger = logging.getLogger(__name__)
 
-_NOTIFY_KINDS = get_args(NotifyKind)
+_NOTIFY_KINDS = tuple(kind.value for kind in NOTIFY_KINDS)
 _JITTERS = ("none", "full")
 _NO_RETRY = RetryPolicy().model_dump(mode="json")
-_NO_NOTIFY = {"slack_channel": None, "on": ["run.failed", "job.failed"], "mention": None, "webhook": False}
+_NO_NOTIFY = {
+    "slack_channel": None,
+    "on": [kind.value for kind in DEFAULT_NOTIFY_ON],
+    "mention": None,
+    "webhook": False,
+}
 
 
 @dataclass
@@ -246,7 +252,7 @@ def _notifications(workflow: Workflow, problems: list[str]) -> dict[str, Any]:
     events: list[Any] = []
     for event in notify.on:
         if event in _NOTIFY_KINDS:
-            events.append(event)
+            events.append(str(event))
         else:
             problems.append(
                 f"workflow {workflow.name!r}: Notify(on=...) has unknown event {event!r} "

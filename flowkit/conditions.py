@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from flowkit.errors import ConditionError
+from flowkit.vocab import JobState
 
 __all__ = [
     "ARITY",
@@ -236,7 +237,7 @@ def status_referenced_jobs(node: Node) -> set[str]:
 
 
 _TEXT_OPS: Final = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in"}
-_STATUS_WORDS: Final = {"succeeded", "failed", "skipped"}
+_STATUS_WORDS: Final = {JobState.SUCCEEDED, JobState.FAILED, JobState.SKIPPED}
 
 
 def _ref_text(path: list[str | int]) -> str:

@@ -14,12 +14,19 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from flowkit.status import EventStatus, status_key
+from flowkit.vocab import (
+    DEFAULT_NOTIFY_ON,
+    JOB_TERMINAL_STATES,
+    EventStatus,
+    JobState,
+    NotifyKind,
+    RunStatus,
+    status_key,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -108,14 +115,9 @@ class Phase(_Model):
     jobs: list[str]
 
 
-NotifyKind = Literal[
-    "run.started", "run.succeeded", "run.failed", "job.started", "job.succeeded", "job.failed"
-]
-
-
 class Notifications(_Model):
     slack_channel: str | None = None
-    on: list[NotifyKind] = ["run.failed", "job.failed"]
+    on: list[NotifyKind] = list(DEFAULT_NOTIFY_ON)
     mention: str | None = Field(default=None, description="added to failure messages, e.g. '<!here>'")
     webhook: bool = Field(default=False, description="also post to the generic JSON webhook")
 
@@ -156,26 +158,8 @@ def content_version(document: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- a run
 
 
-class JobState(StrEnum):
-    PENDING = "pending"
-    DISPATCHED = "dispatched"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    TIMED_OUT = "timed_out"
-    CANCELLED = "cancelled"
-
-
-TERMINAL_STATES: Final = frozenset(
-    {JobState.SUCCEEDED, JobState.FAILED, JobState.SKIPPED, JobState.TIMED_OUT, JobState.CANCELLED}
-)
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
+# The states, statuses and kinds are ``flowkit.vocab``'s (re-exported here for the models' users).
+TERMINAL_STATES: Final = JOB_TERMINAL_STATES
 
 
 class JobError(_Model):

@@ -9,7 +9,6 @@ Errors make ``compile`` fail; warnings (a job without timeout) do not.
 from __future__ import annotations
 
 import difflib
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,14 +19,12 @@ import networkx as nx
 from flowkit.conditions import check, referenced_jobs, to_text
 from flowkit.document import WorkflowDocument
 from flowkit.errors import ConditionError
+from flowkit.vocab import NAME_PATTERN
 
 if TYPE_CHECKING:
     from flowkit.dsl.workflow import Workflow
 
 __all__ = ["NAME_PATTERN", "Report", "validate", "validate_document"]
-
-NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]+")
-"""Job and workflow names: they become MongoDB dotted paths (``jobs.<name>.state``)."""
 
 
 @dataclass(frozen=True)

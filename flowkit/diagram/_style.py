@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-from flowkit.document import JobState
+from flowkit.vocab import JobState
 
 
 class StateStyle(NamedTuple):
@@ -21,6 +21,7 @@ STATE_STYLES: Final = {
     JobState.PENDING: StateStyle("#ffffff", "#9aa3b2"),
     JobState.DISPATCHED: StateStyle("#e0f2fe", "#0284c7"),
     JobState.RUNNING: StateStyle("#bfdbfe", "#1d4ed8", bold=True),
+    JobState.WAITING: StateStyle("#fef9c3", "#a16207", dashed=True),
     JobState.SUCCEEDED: StateStyle("#bbf7d0", "#15803d"),
     JobState.FAILED: StateStyle("#fecaca", "#b91c1c", bold=True),
     JobState.SKIPPED: StateStyle("#e5e7eb", "#6b7280", dashed=True),

@@ -16,6 +16,7 @@ from typing import Any, overload
 from flowkit.dsl.expressions import Cond, Ref
 from flowkit.dsl.nodes import Node
 from flowkit.dsl.options import Duration, Retry, seconds
+from flowkit.vocab import JobState
 
 __all__ = ["Body", "Job", "job"]
 
@@ -134,16 +135,16 @@ class Job(Node):
 
     @property
     def succeeded(self) -> Cond:
-        return self.status == "succeeded"
+        return self.status == JobState.SUCCEEDED.value
 
     @property
     def failed(self) -> Cond:
         """True when this job failed; referencing it makes the failure an expected path."""
-        return self.status == "failed"
+        return self.status == JobState.FAILED.value
 
     @property
     def skipped(self) -> Cond:
-        return self.status == "skipped"
+        return self.status == JobState.SKIPPED.value
 
 
 def _accepts_two_positionals(fn: Body) -> bool:

@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from flowkit.vocab import DEFAULT_NOTIFY_ON
+
 __all__ = ["Defaults", "Notify", "Retry", "seconds"]
 
 Duration = int | float | timedelta
@@ -62,7 +64,7 @@ class Notify:
     """Where run and job events are announced (Slack channel and/or the generic webhook)."""
 
     slack_channel: str | None = None
-    on: Sequence[str] = ("run.failed", "job.failed")
+    on: Sequence[str] = tuple(kind.value for kind in DEFAULT_NOTIFY_ON)
     mention: str | None = None
     webhook: bool = False
 

@@ -30,6 +30,7 @@ from typing import Any, Final
 from flowkit.local._activity import Activity
 from flowkit.local._context import LambdaContext
 from flowkit.local._pool import DaemonPool
+from flowkit.vocab import EventStatus
 
 __all__ = ["HANDLERS", "DeadLetter", "Delivery", "EventBus", "routes"]
 
@@ -43,6 +44,8 @@ HANDLERS: Final = ("statemachine_job", "orchestrator_job", "notifications_job")
 # Retries after the first attempt, as for an asynchronous Lambda invocation.
 DEFAULT_RETRIES: Final = 2
 
+_OUTCOMES: Final = frozenset({EventStatus.SUCCESS, EventStatus.FAILED})
+
 # Chaos: probability that a delivery is duplicated, and the longest delay of a delivery, in seconds.
 CHAOS_DUPLICATE: Final = 0.3
 CHAOS_MAX_DELAY: Final = 0.02
@@ -52,10 +55,10 @@ def routes(status_doc: Mapping[str, Any]) -> tuple[str, ...]:
     """The handlers the EventBridge rules deliver a status document to (docs/architecture.md)."""
     status = status_doc.get("status")
     if status_doc.get("job") is None:  # workflow-level
-        if status == "started":
+        if status == EventStatus.STARTED:
             return ("orchestrator_job", "notifications_job")
         return ("notifications_job",)
-    if status in ("success", "failed"):
+    if status in _OUTCOMES:
         return HANDLERS
     return ("notifications_job",)
 

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
 from flowkit.errors import MissingDependency
+from flowkit.vocab import JobState, RunStatus
 
 if TYPE_CHECKING:
     from flowkit.local.runner import LocalRun
@@ -21,16 +22,17 @@ if TYPE_CHECKING:
 __all__ = ["LiveDisplay", "render_summary"]
 
 STYLES: Final[Mapping[str, str]] = {
-    "pending": "dim",
-    "dispatched": "cyan",
-    "running": "bold cyan",
-    "succeeded": "green",
-    "failed": "bold red",
-    "skipped": "yellow",
-    "timed_out": "red",
-    "cancelled": "magenta",
+    JobState.PENDING: "dim",
+    JobState.DISPATCHED: "cyan",
+    JobState.RUNNING: "bold cyan",
+    JobState.WAITING: "blue",
+    JobState.SUCCEEDED: "green",
+    JobState.FAILED: "bold red",
+    JobState.SKIPPED: "yellow",
+    JobState.TIMED_OUT: "red",
+    JobState.CANCELLED: "magenta",
 }
-_ACTIVE: Final = ("running", "dispatched", "failed", "pending")
+_ACTIVE: Final = (JobState.RUNNING, JobState.DISPATCHED, JobState.WAITING, JobState.FAILED, JobState.PENDING)
 _MAX_LIVE_ROWS: Final = 30
 
 
@@ -73,7 +75,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 def _state(job: Mapping[str, Any]) -> str:
-    state = job.get("state", "pending")
+    state = job.get("state", JobState.PENDING)
     return str(getattr(state, "value", state))
 
 
@@ -171,5 +173,5 @@ def render_summary(run: LocalRun, console: Any = None) -> None:
                 highlight=False,
                 soft_wrap=True,
             )
-    style = "green" if status == "succeeded" else "bold red"
+    style = "green" if status == RunStatus.SUCCEEDED else "bold red"
     console.print(f"[{style}]run {status}[/] — run document: {run.location}", highlight=False, soft_wrap=True)

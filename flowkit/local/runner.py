@@ -30,6 +30,7 @@ from flowkit.local.bus import DeadLetter, EventBus
 from flowkit.local.dispatcher import LocalDispatcher
 from flowkit.local.mocks import Mocks, mocks_from
 from flowkit.runtime.config import Settings
+from flowkit.vocab import JOB_TERMINAL_STATES, EventStatus, RunStatus
 
 __all__ = ["LocalRun", "RunLocation", "Runnable", "check_runnable", "resolve", "run_workflow"]
 
@@ -76,7 +77,7 @@ class LocalRun:
 
     @property
     def succeeded(self) -> bool:
-        return self.status == "succeeded"
+        return self.status == RunStatus.SUCCEEDED
 
     @property
     def jobs(self) -> Mapping[str, JobRun]:
@@ -111,7 +112,7 @@ def _unfinished(document: Mapping[str, Any] | None) -> str:
     open_jobs = [
         f"{name} ({job.get('state')})"
         for name, job in jobs.items()
-        if job.get("state") not in ("succeeded", "failed", "skipped", "timed_out", "cancelled")
+        if job.get("state") not in JOB_TERMINAL_STATES
     ]
     if not open_jobs:
         return "jobs not finished: none"
@@ -201,7 +202,11 @@ def run_workflow(
     ended = threading.Event()
 
     def on_event(doc: dict[str, Any]) -> None:
-        if doc.get("job") is None and doc.get("run_id") == run_id and doc.get("status") != "started":
+        if (
+            doc.get("job") is None
+            and doc.get("run_id") == run_id
+            and doc.get("status") != EventStatus.STARTED
+        ):
             ended.set()
 
     bus: EventBus | None = None
@@ -322,7 +327,7 @@ def _wait(
             time.sleep(0.01)
             if activity.idle and not ended.is_set():
                 document = fetch()
-                if document is not None and document.get("status") != "running":
+                if document is not None and document.get("status") != RunStatus.RUNNING:
                     return
                 raise RunError(
                     f"run '{run_id}' stalled: nothing is running or queued but the run has not ended; "

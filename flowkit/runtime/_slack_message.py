@@ -10,35 +10,30 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC
-from typing import TYPE_CHECKING, Any, Final, Literal, get_args
+from typing import TYPE_CHECKING, Any, Final
 
-from flowkit.runtime.events import EventStatus, Status
+from flowkit.runtime.events import Status
+from flowkit.vocab import EventStatus, NotifyKind
 
 if TYPE_CHECKING:
     from flowkit.runtime.notify import NotifySettings
 
-__all__ = ["NOTIFY_KINDS", "Message", "NotifyKind", "build_message", "event_kind"]
-
-NotifyKind = Literal[
-    "run.started", "run.succeeded", "run.failed", "job.started", "job.succeeded", "job.failed"
-]
-"""What a notification is about (the values of ``flowkit.document.NotifyKind``)."""
-NOTIFY_KINDS: Final[tuple[NotifyKind, ...]] = get_args(NotifyKind)
+__all__ = ["Message", "build_message", "event_kind"]
 
 _RUN_KINDS: Final[dict[EventStatus, NotifyKind]] = {
-    EventStatus.STARTED: "run.started",
-    EventStatus.SUCCESS: "run.succeeded",
-    EventStatus.FAILED: "run.failed",
+    EventStatus.STARTED: NotifyKind.RUN_STARTED,
+    EventStatus.SUCCESS: NotifyKind.RUN_SUCCEEDED,
+    EventStatus.FAILED: NotifyKind.RUN_FAILED,
 }
 _JOB_KINDS: Final[dict[EventStatus, NotifyKind]] = {
-    EventStatus.STARTED: "job.started",
-    EventStatus.SUCCESS: "job.succeeded",
-    EventStatus.FAILED: "job.failed",
+    EventStatus.STARTED: NotifyKind.JOB_STARTED,
+    EventStatus.SUCCESS: NotifyKind.JOB_SUCCEEDED,
+    EventStatus.FAILED: NotifyKind.JOB_FAILED,
 }
 _EMOJI: Final = {EventStatus.STARTED: ":arrow_forward:", EventStatus.SUCCESS: ":white_check_mark:"}
 _EMOJI_FAILED: Final = ":x:"
 _VERB: Final = {
-    EventStatus.STARTED: "started",
+    EventStatus.STARTED: "started",  # words of the message, not states
     EventStatus.SUCCESS: "succeeded",
     EventStatus.FAILED: "failed",
 }

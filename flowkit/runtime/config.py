@@ -8,26 +8,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Final
+from typing import Any
+
+from flowkit.vocab import ENV, LAMBDA_ASYNC_PAYLOAD_LIMIT
 
 __all__ = ["ENV", "Settings", "read_secret", "resolve_secrets"]
-
-# attribute name -> environment variable
-ENV: Final[Mapping[str, str]] = {
-    "mongo_uri": "FLOWKIT_MONGO_URI",
-    "database": "FLOWKIT_DATABASE",
-    "runs_collection": "FLOWKIT_RUNS_COLLECTION",
-    "statuses_collection": "FLOWKIT_STATUSES_COLLECTION",
-    "slack_token": "FLOWKIT_SLACK_TOKEN",
-    "slack_webhook_url": "FLOWKIT_SLACK_WEBHOOK_URL",
-    "webhook_url": "FLOWKIT_WEBHOOK_URL",
-    "payload_limit_bytes": "FLOWKIT_PAYLOAD_LIMIT_BYTES",
-    "lambda_endpoint_url": "FLOWKIT_LAMBDA_ENDPOINT_URL",
-    "workflows_collection": "FLOWKIT_WORKFLOWS_COLLECTION",
-    "mongo_uri_secret": "FLOWKIT_MONGO_URI_SECRET",
-    "slack_token_secret": "FLOWKIT_SLACK_TOKEN_SECRET",
-    "workflow_modules": "FLOWKIT_WORKFLOW_MODULES",
-}
 
 
 @dataclass(frozen=True)
@@ -39,8 +24,7 @@ class Settings:
     slack_token: str | None = None
     slack_webhook_url: str | None = None
     webhook_url: str | None = None
-    # AWS Lambda's current limit for an asynchronous invocation payload.
-    payload_limit_bytes: int = 1_048_576
+    payload_limit_bytes: int = LAMBDA_ASYNC_PAYLOAD_LIMIT
     lambda_endpoint_url: str | None = None
     # the published definitions (``flowkit publish``), read by the starter
     workflows_collection: str = "workflows"

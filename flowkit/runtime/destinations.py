@@ -27,6 +27,7 @@ from typing import Any, Final
 from flowkit.errors import EventError, RejectedReport
 from flowkit.runtime.report import Reporter
 from flowkit.runtime.store import Store, status_key
+from flowkit.vocab import EventStatus
 
 __all__ = ["REPORTED_MARKER", "RESULT_DETAIL_TYPES", "handle_result", "parse_result"]
 
@@ -103,18 +104,18 @@ def handle_result(store: Store, event: Any, *, reporter: Reporter | None = None)
         return {**result, "action": "ignored", "why": "the job reported for itself"}
     # An outcome the job already reported for this attempt wins. It was inserted before the invocation
     # ended, so before this result existed: reading it here is not a race.
-    keys = [status_key(run_id, job, attempt, status) for status in ("success", "failed")]
+    keys = [status_key(run_id, job, attempt, status) for status in (EventStatus.SUCCESS, EventStatus.FAILED)]
     if store.statuses.find_one({"key": {"$in": keys}}, {"key": 1}) is not None:
         return {**result, "action": "ignored", "why": "an outcome is already reported"}
     client = reporter or Reporter(store)
     try:
         if succeeded:
             inserted = client.succeeded(run_id, job, attempt, response)
-            status = "success"
+            status = EventStatus.SUCCESS
         else:
             kind, message = _error_of(record, response)
             inserted = client.failed(run_id, job, attempt, kind, message)
-            status = "failed"
+            status = EventStatus.FAILED
     except RejectedReport as exc:
         logger.warning("Lambda result for %s/%s attempt %s ignored: %s", run_id, job, attempt, exc)
         return {**result, "action": "rejected", "why": str(exc)}

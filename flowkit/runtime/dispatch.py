@@ -15,13 +15,13 @@ from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 from flowkit.errors import DispatchError
+from flowkit.vocab import LAMBDA_ASYNC_PAYLOAD_LIMIT
 
 __all__ = ["DEFAULT_PAYLOAD_LIMIT", "Dispatcher", "LambdaDispatcher", "build_payload", "encode_payload"]
 
 logger = logging.getLogger(__name__)
 
-# AWS Lambda's limit for the payload of an asynchronous invocation (1 MiB).
-DEFAULT_PAYLOAD_LIMIT: Final = 1_048_576
+DEFAULT_PAYLOAD_LIMIT: Final = LAMBDA_ASYNC_PAYLOAD_LIMIT
 
 Spec = Mapping[str, Any]
 

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from flowkit.conditions import evaluate
+from flowkit.vocab import FAILED_STATES, JOB_TERMINAL_STATES, JobState, RunStatus
 
 __all__ = ["Decision", "condition_context", "current_phase", "decide", "job_specs", "outcome"]
 
 Doc = Mapping[str, Any]
 
-TERMINAL: Final = frozenset({"succeeded", "failed", "skipped", "timed_out", "cancelled"})
-FAILED: Final = frozenset({"failed", "timed_out"})
+TERMINAL: Final = JOB_TERMINAL_STATES
+FAILED: Final = FAILED_STATES
+_SATISFIED: Final = frozenset({JobState.SUCCEEDED, JobState.SKIPPED})
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,7 @@ def job_specs(run: Doc) -> list[Mapping[str, Any]]:
 
 
 def _satisfied(spec: Mapping[str, Any], state: str) -> bool:
-    if state in ("succeeded", "skipped"):
+    if state in _SATISFIED:
         return True
     return state in FAILED and bool(spec.get("failure_handled", False))
 
@@ -47,7 +49,7 @@ def condition_context(run: Doc) -> dict[str, Any]:
     jobs: dict[str, dict[str, Any]] = {}
     for name, job in run["jobs"].items():
         view: dict[str, Any] = {"status": job["state"]}
-        if job["state"] == "succeeded":
+        if job["state"] == JobState.SUCCEEDED:
             view["output"] = job.get("output")
         jobs[name] = view
     return {"input": run.get("input") or {}, "jobs": jobs}
@@ -58,7 +60,7 @@ def decide(run: Doc) -> Decision:
 
     Nothing is ready on a run that has ended, or that this snapshot shows must fail.
     """
-    if run.get("status", "running") != "running" or outcome(run) == "failed":
+    if run.get("status", RunStatus.RUNNING) != RunStatus.RUNNING or outcome(run) == RunStatus.FAILED:
         return Decision()
     jobs = run["jobs"]
     specs = {spec["name"]: spec for spec in job_specs(run)}
@@ -66,7 +68,7 @@ def decide(run: Doc) -> Decision:
     context: dict[str, Any] | None = None
     for name, spec in specs.items():
         job = jobs.get(name)
-        if job is None or job["state"] != "pending":
+        if job is None or job["state"] != JobState.PENDING:
             continue
         if not all(
             need in jobs and _satisfied(specs.get(need, {}), jobs[need]["state"])
@@ -83,17 +85,17 @@ def decide(run: Doc) -> Decision:
     return decision
 
 
-def outcome(run: Doc) -> str | None:
+def outcome(run: Doc) -> RunStatus | None:
     """Rule 5: ``failed`` as soon as a job failed unhandled, ``succeeded`` once every job is terminal."""
     specs = {spec["name"]: spec for spec in job_specs(run)}
     all_terminal = True
     for name, job in run["jobs"].items():
         state = job["state"]
         if state in FAILED and not specs.get(name, {}).get("failure_handled", False):
-            return "failed"
+            return RunStatus.FAILED
         if state not in TERMINAL:
             all_terminal = False
-    return "succeeded" if all_terminal else None
+    return RunStatus.SUCCEEDED if all_terminal else None
 
 
 def current_phase(run: Doc) -> tuple[int, str | None]:

@@ -21,12 +21,13 @@ import logging
 import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from flowkit.errors import DispatchError, FlowkitError, UnknownRun
 from flowkit.runtime import engine
 from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload
 from flowkit.runtime.store import RunCache, Store, make_status
+from flowkit.vocab import EventStatus, JobState, RunStatus
 
 if TYPE_CHECKING:
     from flowkit.runtime.config import Settings
@@ -46,7 +47,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
-_OUTCOMES = {"success": "succeeded", "failed": "failed"}
+_OUTCOMES: Final = {EventStatus.SUCCESS: JobState.SUCCEEDED, EventStatus.FAILED: JobState.FAILED}
 
 
 def status_from_event(
@@ -124,7 +125,7 @@ class Runtime:
         """On the run's ``started`` event and on job outcomes: skip and dispatch every ready job."""
         status = self._parse(event)
         if status["job"] is None:
-            if status["status"] != "started":
+            if status["status"] != EventStatus.STARTED:
                 return self._ignored(status, "workflow-level end events need no orchestration")
             run_id = status["run_id"]
             run = self._read(run_id, lambda projection: self.store.get_run(run_id, projection=projection))
@@ -216,8 +217,8 @@ class Runtime:
                 job,
                 attempt,
                 state=state,
-                output=status["output"] if state == "succeeded" else None,
-                error=status["error"] if state == "failed" else None,
+                output=status["output"] if state == JobState.SUCCEEDED else None,
+                error=status["error"] if state == JobState.FAILED else None,
                 at=status.get("time"),
                 projection=projection,
             ),
@@ -248,7 +249,7 @@ class Runtime:
         claimed: list[str] = []
         skipped: list[str] = []
         seen: set[str] = set()
-        while run.get("status") == "running":
+        while run.get("status") == RunStatus.RUNNING:
             decision = engine.decide(run)
             specs = {spec["name"]: spec for spec in engine.job_specs(run)}
             progressed = False
@@ -295,11 +296,11 @@ class Runtime:
             after = self._read(
                 run_id,
                 lambda projection: self.store.record_outcome(
-                    run_id, name, attempt, state="failed", error=error, projection=projection
+                    run_id, name, attempt, state=JobState.FAILED, error=error, projection=projection
                 ),
             )
             self.store.insert_status(
-                make_status(run_id, run["workflow"], name, attempt, "failed", error=error)
+                make_status(run_id, run["workflow"], name, attempt, EventStatus.FAILED, error=error)
             )
             return True, after
         try:
@@ -316,7 +317,7 @@ class Runtime:
     def _settle(self, run: Doc) -> str | None:
         """Rules 5 and 6: end the run if this snapshot shows it is over, else move the phase forward."""
         run_id = run["_id"]
-        if run.get("status") != "running":
+        if run.get("status") != RunStatus.RUNNING:
             # Already ended: (re-)insert the end event; the unique key makes it harmless (rule 5).
             self._insert_end_event(run, run["status"])
             return None
@@ -334,7 +335,7 @@ class Runtime:
         return None
 
     def _insert_end_event(self, run: Mapping[str, Any], result: str) -> None:
-        status = "success" if result == "succeeded" else "failed"
+        status = EventStatus.SUCCESS if result == RunStatus.SUCCEEDED else EventStatus.FAILED
         self.store.insert_status(make_status(run["_id"], run["workflow"], None, 0, status))
 
     def _get_notifier(self) -> Notifier | None:

@@ -36,9 +36,10 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
 from flowkit.errors import MissingDependency, NotifyError, RunError
-from flowkit.runtime._slack_message import NOTIFY_KINDS, Message, NotifyKind, build_message, event_kind
+from flowkit.runtime._slack_message import Message, build_message, event_kind
 from flowkit.runtime.config import Settings
 from flowkit.runtime.events import Status
+from flowkit.vocab import DEFAULT_NOTIFY_ON, NOTIFY_KINDS, NotifyKind
 
 __all__ = [
     "NOTIFY_KINDS",
@@ -57,8 +58,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_KINDS: Final[dict[str, NotifyKind]] = {kind: kind for kind in NOTIFY_KINDS}
-_DEFAULT_ON: Final[tuple[NotifyKind, ...]] = ("run.failed", "job.failed")
+_KINDS: Final[dict[str, NotifyKind]] = {kind.value: kind for kind in NOTIFY_KINDS}
+_DEFAULT_ON: Final[tuple[NotifyKind, ...]] = DEFAULT_NOTIFY_ON
 
 
 # --------------------------------------------------------------------------- the workflow's settings

@@ -24,16 +24,24 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, overload
+from typing import Any, Final, TypeVar, overload
 
 from flowkit.errors import RejectedReport, UnknownRun
-from flowkit.runtime.store import OPEN_STATES, Store, make_status, now
+from flowkit.runtime.store import Store, make_status, now
+from flowkit.vocab import OPEN_STATES, EventStatus, JobState
 
 __all__ = ["Reporter", "reported"]
 
 logger = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The states a job reaches once a report was taken into account: a repeat of it is harmless.
+_ALREADY: Final[Mapping[EventStatus, frozenset[JobState]]] = {
+    EventStatus.STARTED: frozenset({JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED}),
+    EventStatus.SUCCESS: frozenset({JobState.SUCCEEDED}),
+    EventStatus.FAILED: frozenset({JobState.FAILED}),
+}
 
 
 class Reporter:
@@ -50,8 +58,10 @@ class Reporter:
             workflow = str(header.get("workflow", ""))
         else:
             # Not dispatched at that attempt: fine if it is already past it, else rejected.
-            workflow = self._check(run_id, job, attempt, "started", accept=set())
-        return self.store.insert_status(make_status(run_id, workflow, job, attempt, "started", time=at))
+            workflow = self._check(run_id, job, attempt, EventStatus.STARTED, accept=set())
+        return self.store.insert_status(
+            make_status(run_id, workflow, job, attempt, EventStatus.STARTED, time=at)
+        )
 
     def succeeded(self, run_id: str, job: str, attempt: int, output: Any = None) -> bool:
         """Insert the ``success`` event with ``output`` (JSON); True if newly reported."""
@@ -63,36 +73,38 @@ class Reporter:
                 run_id=run_id,
                 job=job,
             ) from exc
-        workflow = self._check(run_id, job, attempt, "success", accept=set(OPEN_STATES))
-        return self.store.insert_status(make_status(run_id, workflow, job, attempt, "success", output=output))
+        workflow = self._check(run_id, job, attempt, EventStatus.SUCCESS, accept=set(OPEN_STATES))
+        return self.store.insert_status(
+            make_status(run_id, workflow, job, attempt, EventStatus.SUCCESS, output=output)
+        )
 
     def failed(self, run_id: str, job: str, attempt: int, error_type: str, message: str) -> bool:
         """Insert the ``failed`` event with the error's type and message; True if newly reported."""
-        workflow = self._check(run_id, job, attempt, "failed", accept=set(OPEN_STATES))
+        workflow = self._check(run_id, job, attempt, EventStatus.FAILED, accept=set(OPEN_STATES))
         error = {"type": str(error_type), "message": str(message)}
-        return self.store.insert_status(make_status(run_id, workflow, job, attempt, "failed", error=error))
+        return self.store.insert_status(
+            make_status(run_id, workflow, job, attempt, EventStatus.FAILED, error=error)
+        )
 
-    def _check(self, run_id: str, job: str, attempt: int, status: str, *, accept: set[str]) -> str:
+    def _check(
+        self, run_id: str, job: str, attempt: int, status: EventStatus, *, accept: set[JobState]
+    ) -> str:
         """Reject the report unless the job is in an accepted state (or already past it) at ``attempt``."""
         header, current = self.store.read_job(run_id, job)
         if header is None:
             raise UnknownRun(
-                f"cannot report {status!r}: run {run_id!r} does not exist", run_id=run_id, job=job
+                f"cannot report {status.value!r}: run {run_id!r} does not exist", run_id=run_id, job=job
             )
         if current is None:
             raise RejectedReport(
-                f"cannot report {status!r}: run {run_id!r} has no job {job!r}", run_id=run_id, job=job
+                f"cannot report {status.value!r}: run {run_id!r} has no job {job!r}", run_id=run_id, job=job
             )
         state, stored_attempt = current.get("state"), current.get("attempt")
-        already = {
-            "started": {"running", "succeeded", "failed"},
-            "success": {"succeeded"},
-            "failed": {"failed"},
-        }[status]
+        already = _ALREADY[status]
         if stored_attempt == attempt and (state in accept or state in already):
             return str(header.get("workflow", ""))
         raise RejectedReport(
-            f"cannot report {status!r} for job {job!r} attempt {attempt} of run {run_id!r}: the job is "
+            f"cannot report {status.value!r} for job {job!r} attempt {attempt} of run {run_id!r}: the job is "
             f"{state!r} at attempt {stored_attempt}",
             run_id=run_id,
             job=job,
@@ -162,7 +174,10 @@ def reported(
                 client.failed(run_id, job, attempt, type(exc).__name__, str(exc))
                 if reraise:
                     raise
-                return {"status": "failed", "error": {"type": type(exc).__name__, "message": str(exc)}}
+                return {
+                    "status": EventStatus.FAILED.value,
+                    "error": {"type": type(exc).__name__, "message": str(exc)},
+                }
             client.succeeded(run_id, job, attempt, output)
             return output
 

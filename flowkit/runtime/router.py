@@ -26,6 +26,7 @@ from typing import Any
 from flowkit.errors import FlowkitError, RejectedReport
 from flowkit.runtime.destinations import REPORTED_MARKER
 from flowkit.runtime.report import Reporter, reported
+from flowkit.vocab import EventStatus
 
 __all__ = ["Registry", "route"]
 
@@ -100,7 +101,7 @@ def route(
         reporter.failed(str(event["run_id"]), job, int(event["attempt"]), "UnknownJob", message)
         return {
             REPORTED_MARKER: True,
-            "status": "failed",
+            "status": EventStatus.FAILED.value,
             "error": {"type": "UnknownJob", "message": message},
         }
     result = reported(reporter=reporter)(body)(event, context)

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import uuid
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from flowkit.conditions import check
 from flowkit.errors import InvalidWorkflow, RunError
 from flowkit.runtime.store import Store, make_status, now
+from flowkit.vocab import EventStatus, JobState, RunStatus, is_valid_name
 
 if TYPE_CHECKING:
     from flowkit.document import Run, WorkflowDocument
@@ -29,9 +29,6 @@ __all__ = ["new_run_document", "start_config", "start_run"]
 
 logger = logging.getLogger(__name__)
 
-# Job names become dotted paths (`jobs.<name>.state`): nothing but these characters is safe there.
-_JOB_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
-
 
 def _check_config(config: Mapping[str, Any]) -> None:
     name = config.get("name")
@@ -39,7 +36,7 @@ def _check_config(config: Mapping[str, Any]) -> None:
     problems = [
         f"job name {spec.get('name')!r} of workflow {name!r} may only use letters, digits, '_' and '-'"
         for spec in specs
-        if not isinstance(spec.get("name"), str) or not _JOB_NAME.fullmatch(spec["name"])
+        if not is_valid_name(spec.get("name"))
     ]
     names = [spec.get("name") for spec in specs]
     problems += sorted(
@@ -72,12 +69,12 @@ def new_run_document(
         "version": config["version"],
         "config": config,
         "input": dict(input),
-        "status": "running",
+        "status": RunStatus.RUNNING,
         "phase": first,
         "phase_index": 0,
         "jobs": {
             spec: {
-                "state": "pending",
+                "state": JobState.PENDING,
                 "attempt": 0,
                 "output": None,
                 "error": None,
@@ -129,7 +126,7 @@ def start_config(
             raise RunError(f"run {run_id!r} exists but could not be read", run_id=run_id)
         _same_run(existing, doc)
         doc = existing
-    store.insert_status(make_status(run_id, name, None, 0, "started", time=doc["created_at"]))
+    store.insert_status(make_status(run_id, name, None, 0, EventStatus.STARTED, time=doc["created_at"]))
     return doc
 
 

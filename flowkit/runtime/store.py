@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Final
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from flowkit.status import status_key
+from flowkit import vocab
+from flowkit.vocab import JobState, RunStatus, status_key
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -51,7 +52,7 @@ Doc = dict[str, Any]
 StatusHook = Callable[[Doc], None]
 
 # A job that has been handed to its target and has not finished yet.
-OPEN_STATES: Final = ("dispatched", "running")
+OPEN_STATES: Final = vocab.OPEN_STATES
 
 # A run's fields that never change once it is inserted: the handlers read them once per container
 # (``RunCache``), together with ``IDENTITY`` that tells this run from a later one with the same id.
@@ -85,7 +86,7 @@ def make_status(
         "workflow": workflow,
         "job": job,
         "attempt": attempt,
-        "status": status,
+        "status": str(status),
         "output": output,
         "error": dict(error) if error is not None else None,
         "time": time or now(),
@@ -340,9 +341,14 @@ class Store:
         """Rule 4: ``pending`` at ``attempt`` of a running run -> ``dispatched`` at ``attempt + 1``."""
         prefix = f"jobs.{job}"
         result = self.runs.update_one(
-            {"_id": run_id, "status": "running", f"{prefix}.state": "pending", f"{prefix}.attempt": attempt},
             {
-                "$set": {f"{prefix}.state": "dispatched", f"{prefix}.dispatched_at": at or now()},
+                "_id": run_id,
+                "status": RunStatus.RUNNING,
+                f"{prefix}.state": JobState.PENDING,
+                f"{prefix}.attempt": attempt,
+            },
+            {
+                "$set": {f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.dispatched_at": at or now()},
                 "$inc": {f"{prefix}.attempt": 1},
             },
         )
@@ -352,9 +358,9 @@ class Store:
         """Undo a claim whose dispatch failed: ``dispatched`` at ``attempt`` -> ``pending`` again."""
         prefix = f"jobs.{job}"
         result = self.runs.update_one(
-            {"_id": run_id, f"{prefix}.state": "dispatched", f"{prefix}.attempt": attempt},
+            {"_id": run_id, f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.attempt": attempt},
             {
-                "$set": {f"{prefix}.state": "pending", f"{prefix}.dispatched_at": None},
+                "$set": {f"{prefix}.state": JobState.PENDING, f"{prefix}.dispatched_at": None},
                 "$inc": {f"{prefix}.attempt": -1},
             },
         )
@@ -372,8 +378,13 @@ class Store:
         """Rule 4: ``pending`` at ``attempt`` of a running run -> ``skipped``; the run after, or None."""
         prefix = f"jobs.{job}"
         return self.runs.find_one_and_update(
-            {"_id": run_id, "status": "running", f"{prefix}.state": "pending", f"{prefix}.attempt": attempt},
-            {"$set": {f"{prefix}.state": "skipped", f"{prefix}.finished_at": at or now()}},
+            {
+                "_id": run_id,
+                "status": RunStatus.RUNNING,
+                f"{prefix}.state": JobState.PENDING,
+                f"{prefix}.attempt": attempt,
+            },
+            {"$set": {f"{prefix}.state": JobState.SKIPPED, f"{prefix}.finished_at": at or now()}},
             projection=projection,
             return_document=ReturnDocument.AFTER,
         )
@@ -382,8 +393,8 @@ class Store:
         """Rule 7: ``dispatched`` at ``attempt`` -> ``running``; the run's ``workflow`` header, or None."""
         prefix = f"jobs.{job}"
         return self.runs.find_one_and_update(
-            {"_id": run_id, f"{prefix}.state": "dispatched", f"{prefix}.attempt": attempt},
-            {"$set": {f"{prefix}.state": "running", f"{prefix}.started_at": at or now()}},
+            {"_id": run_id, f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.attempt": attempt},
+            {"$set": {f"{prefix}.state": JobState.RUNNING, f"{prefix}.started_at": at or now()}},
             projection={"workflow": 1},
             return_document=ReturnDocument.AFTER,
         )
@@ -391,7 +402,7 @@ class Store:
     def advance_phase(self, run_id: str, index: int, phase: str | None) -> bool:
         """Rule 6: move the current phase forward to ``index`` (never backwards)."""
         result = self.runs.update_one(
-            {"_id": run_id, "status": "running", "phase_index": {"$lt": index}},
+            {"_id": run_id, "status": RunStatus.RUNNING, "phase_index": {"$lt": index}},
             {"$set": {"phase": phase, "phase_index": index}},
         )
         return result.modified_count == 1
@@ -399,7 +410,7 @@ class Store:
     def end_run(self, run_id: str, status: str, *, phase_index: int, at: datetime | None = None) -> bool:
         """Rule 5: ``running`` -> ``status``; True only for the one caller whose update won."""
         result = self.runs.update_one(
-            {"_id": run_id, "status": "running"},
+            {"_id": run_id, "status": RunStatus.RUNNING},
             {"$set": {"status": status, "ended_at": at or now(), "phase": None, "phase_index": phase_index}},
         )
         return result.modified_count == 1

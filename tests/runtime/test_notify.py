@@ -9,13 +9,14 @@ import re
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, get_args
+from typing import Any
 
 import pytest
 from _fake_slack import TOKEN, WEBHOOK_SECRET, FakeSlack
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flowkit import vocab
 from flowkit.document import Notifications, status_key
 from flowkit.document import NotifyKind as SchemaNotifyKind
 from flowkit.errors import NotifyError, RunError
@@ -36,13 +37,14 @@ from flowkit.runtime.notify import (
 )
 
 LOGGER = "flowkit.runtime.notify"
+# the kinds a status event of today's EventStatus maps to
 ALL_KINDS: list[NotifyKind] = [
-    "run.started",
-    "run.succeeded",
-    "run.failed",
-    "job.started",
-    "job.succeeded",
-    "job.failed",
+    NotifyKind.RUN_STARTED,
+    NotifyKind.RUN_SUCCEEDED,
+    NotifyKind.RUN_FAILED,
+    NotifyKind.JOB_STARTED,
+    NotifyKind.JOB_SUCCEEDED,
+    NotifyKind.JOB_FAILED,
 ]
 
 
@@ -190,7 +192,7 @@ def test_settings_defaults_and_kinds_are_the_published_schemas() -> None:
     assert dataclasses.asdict(NotifySettings()) == {**defaults.model_dump(), "on": tuple(defaults.on)}
     assert NotifySettings.from_config({}) == NotifySettings() == NotifySettings.from_config(None)
     assert [field.name for field in dataclasses.fields(NotifySettings)] == list(Notifications.model_fields)
-    assert NOTIFY_KINDS == get_args(NotifyKind) == get_args(SchemaNotifyKind)
+    assert NOTIFY_KINDS == tuple(NotifyKind) == tuple(SchemaNotifyKind) == tuple(vocab.NotifyKind)
 
 
 def test_settings_read_what_the_document_stores() -> None:
@@ -204,11 +206,11 @@ def test_settings_read_what_the_document_stores() -> None:
 
 
 def test_unknown_kinds_and_fields_are_logged_and_ignored(caplog: pytest.LogCaptureFixture) -> None:
-    config = {"on": ["job.failed", "run.cancelled", "job.retried"], "digest": "hourly"}
+    config = {"on": ["job.failed", "run.paused", "job.retried"], "digest": "hourly"}
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         settings = NotifySettings.from_config(config, run_id="r-1")
     assert settings.on == ("job.failed",)
-    assert "run 'r-1': ignoring unknown kinds 'run.cancelled', 'job.retried' in config.notifications.on" in (
+    assert "run 'r-1': ignoring unknown kinds 'run.paused', 'job.retried' in config.notifications.on" in (
         caplog.text
     )
     assert "run 'r-1': ignoring unknown config.notifications fields digest" in caplog.text

@@ -44,6 +44,8 @@ def to_bson(value: Any, where: str = "document") -> Any:
         return value.replace(microsecond=value.microsecond // 1000 * 1000, tzinfo=utc)
     if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
         raise OverflowError(f"MongoDB can only handle up to 8-byte ints (in {where})")
+    if isinstance(value, str) and type(value) is not str:
+        return str.__str__(value)  # a str subclass (an enum member) reads back as a plain str
     if isinstance(value, _SCALARS):
         return value
     raise InvalidDocument(f"cannot encode object: {value!r}, of type: {type(value)} (in {where})")
