@@ -6,11 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from flowkit.errors import BadArgument
+
 __all__ = ["BadArgument", "read_json_argument"]
-
-
-class BadArgument(Exception):
-    """A command-line value that cannot be used; the message names the option (and the file)."""
 
 
 def read_json_argument(value: str, *, where: str, file_where: str) -> tuple[Any, str]:

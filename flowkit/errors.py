@@ -4,18 +4,32 @@
     ├── InvalidWorkflow          a workflow definition is broken (DSL misuse, failed validation)
     │   └── ConditionError       a condition cannot be built, serialized or is malformed
     ├── LoadError                a CLI target cannot be found or the user's module fails to import
+    ├── BadArgument              a command-line value (--input, --mock, --diagram, ...) cannot be used
     ├── InvalidMock              a local-run mock (--mock, mock file) is malformed or names no job
+    ├── ConfigError              bad configuration: a missing MongoDB URI, a malformed environment
+    │                            variable, a notifier without credentials or with a bad URL
     ├── MissingDependency        an optional extra is not installed (message carries the pip command)
     ├── EventError               a malformed EventBridge / Atlas-trigger event
     ├── RunError                 something about a run is wrong
     │   ├── UnknownRun           the run id does not exist
-    │   └── RejectedReport       a job report that does not match the run's state (wrong attempt, ...)
+    │   ├── RejectedReport       a job report that does not match the run's state (wrong attempt, ...)
+    │   └── RunReplaced          the run was deleted and started again while a handler read it (retry)
+    ├── StoreError               the MongoDB store cannot be used
+    │   ├── StoreUnavailable     MongoDB cannot be reached (the message names the host, never a password)
+    │   └── IndexConflict        a collection holds an index flowkit cannot work with
     ├── DispatchError            a job could not be started (e.g. payload over the size limit)
     ├── NotifyError              a notification could not be delivered (Slack error code in ``code``)
     └── RenderError              a diagram could not be rendered (e.g. the `dot` binary is missing)
 
+Outside the tree, on purpose: ``TypeError`` for misuse of the Python API while a workflow is written
+(a non-job passed to ``sequence``, ``retry=3`` instead of ``Retry(...)``, an operator between a condition
+and a non-value: Python's own convention, raised where the mistake is made), and the
+``TypeError``/``ValueError``/``InvalidDocument`` of the embedded store, which are pymongo's. The test
+``tests/house/test_error_tree.py`` walks every ``raise`` of the package and holds it to this.
+
 Errors carry their context as attributes (``workflow``, ``job``, ``run_id``) so that callers can
-react without parsing messages. Chain with ``raise ... from exc``.
+react without parsing messages. Chain with ``raise ... from exc``. The command line maps each class to
+an exit code in one table (``flowkit.cli._exit``).
 """
 
 from __future__ import annotations
@@ -23,10 +37,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "BadArgument",
     "ConditionError",
+    "ConfigError",
     "DispatchError",
     "EventError",
     "FlowkitError",
+    "IndexConflict",
     "InvalidMock",
     "InvalidWorkflow",
     "LoadError",
@@ -35,6 +52,9 @@ __all__ = [
     "RejectedReport",
     "RenderError",
     "RunError",
+    "RunReplaced",
+    "StoreError",
+    "StoreUnavailable",
     "UnknownRun",
 ]
 
@@ -80,8 +100,16 @@ class LoadError(FlowkitError):
     """A CLI target (``module:attr``, file or folder) cannot be loaded."""
 
 
+class BadArgument(FlowkitError):
+    """A command-line value that cannot be used; the message names the option (and the file)."""
+
+
 class InvalidMock(FlowkitError):
     """A local-run mock is malformed, names a job the workflow does not have, or a job lacks one."""
+
+
+class ConfigError(FlowkitError):
+    """Bad configuration: a missing or malformed setting (environment variable, notifier, store URI)."""
 
 
 class MissingDependency(FlowkitError):
@@ -102,6 +130,22 @@ class UnknownRun(RunError):
 
 class RejectedReport(RunError):
     """A job report that does not match the stored run (job not dispatched/running at that attempt)."""
+
+
+class RunReplaced(RunError):
+    """The run was deleted and started again under the same id while it was being read: retry."""
+
+
+class StoreError(FlowkitError):
+    """The MongoDB store cannot be used."""
+
+
+class StoreUnavailable(StoreError):
+    """MongoDB cannot be reached; the message names the host (credentials masked)."""
+
+
+class IndexConflict(StoreError):
+    """A collection already holds an index flowkit cannot work with (e.g. not unique where it must be)."""
 
 
 class DispatchError(FlowkitError):

@@ -1,12 +1,15 @@
-"""Argument values shared by several subcommands."""
+"""Argument values and help shared by several subcommands."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from flowkit._jsonarg import BadArgument, read_json_argument
+from flowkit._jsonarg import read_json_argument
+from flowkit.errors import BadArgument
 
-__all__ = ["BadArgument", "parse_input"]
+__all__ = ["TARGET_HELP", "BadArgument", "parse_input"]
+
+TARGET_HELP: Final = "module:attr, path/to/file.py[:attr], or a folder (every workflow in it)"
 
 
 def parse_input(value: str | None, *, option: str = "--input") -> dict[str, Any]:

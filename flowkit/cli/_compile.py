@@ -6,12 +6,15 @@ import argparse
 import difflib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowkit.document import WorkflowDocument
-from flowkit.errors import InvalidWorkflow, LoadError
+from flowkit.cli._args import TARGET_HELP
+from flowkit.cli._exit import FAILED, OK
+from flowkit.errors import BadArgument, InvalidWorkflow
 
-TARGET_HELP = "module:attr, path/to/file.py[:attr], or a folder (every workflow in it)"
+if TYPE_CHECKING:
+    from flowkit.document import WorkflowDocument
+
 _DIFF_LINES = 40
 
 
@@ -33,7 +36,7 @@ def compile_target(target: str) -> list[tuple[WorkflowDocument, Any]]:
     """Load and compile every workflow of TARGET: (document, report) pairs, in name order.
 
     An exception raised while building a workflow (a TypeError from the DSL, a bug in the workflow
-    function) becomes a ``LoadError`` showing the user's own traceback lines.
+    function) becomes an ``InvalidWorkflow`` showing the user's own traceback lines.
     """
     from flowkit.compiler import compile_with_report
     from flowkit.loader import describe_user_error, load_workflows
@@ -43,7 +46,8 @@ def compile_target(target: str) -> list[tuple[WorkflowDocument, Any]]:
         try:
             results.append(compile_with_report(wf))
         except Exception as exc:
-            raise LoadError(describe_user_error(f"workflow {wf.name!r} could not be built", exc)) from exc
+            message = describe_user_error(f"workflow {wf.name!r} could not be built", exc)
+            raise InvalidWorkflow(message, workflow=wf.name) from exc
     return results
 
 
@@ -74,28 +78,27 @@ def run(args: argparse.Namespace) -> int:
     if args.output is None:
         if several:
             names = ", ".join(doc.name for doc in docs)
-            print(
-                f"error: {args.target} has {len(docs)} workflows ({names}): pass -o DIR to write one file each",
-                file=sys.stderr,
+            raise BadArgument(
+                f"{args.target} has {len(docs)} workflows ({names}): pass -o DIR to write one file each"
             )
-            return 1
         sys.stdout.write(docs[0].to_json())
-        return 0
+        return OK
     out = Path(args.output)
-    if several:
-        out.mkdir(parents=True, exist_ok=True)
     for doc in docs:
         dest = _destination(out, doc, several)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_text(doc.to_json(), encoding="utf-8")
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(doc.to_json(), encoding="utf-8")
+        except OSError as exc:
+            raise BadArgument(f"-o {args.output}: cannot write {dest}: {exc.strerror or exc}") from exc
         print(f"wrote {dest} ({doc.name}, {len(doc.jobs)} jobs, {doc.version})", file=sys.stderr)
-    return 0
+    return OK
 
 
 def _check(docs: list[WorkflowDocument], path: Path, several: bool) -> int:
     if several and not path.is_dir():
         print(f"drift: {path} is not a folder of compiled workflows", file=sys.stderr)
-        return 1
+        return FAILED
     drift = 0
     for doc in docs:
         dest = _destination(path, doc, several)
@@ -129,7 +132,7 @@ def _check(docs: list[WorkflowDocument], path: Path, several: bool) -> int:
             print(line, file=sys.stderr)
         if len(diff) > _DIFF_LINES:
             print(f"... ({len(diff) - _DIFF_LINES} more diff lines)", file=sys.stderr)
-    return 1 if drift else 0
+    return FAILED if drift else OK
 
 
 def _stale(docs: list[WorkflowDocument], folder: Path) -> int:
@@ -138,10 +141,12 @@ def _stale(docs: list[WorkflowDocument], folder: Path) -> int:
     stale = sorted(p for p in folder.glob("*.json") if p.name not in expected)
     for path in stale:
         print(f"drift: {path} has no workflow any more (delete it)", file=sys.stderr)
-    return 1 if stale else 0
+    return FAILED if stale else OK
 
 
 def _version(text: str) -> str:
+    from flowkit.document import WorkflowDocument
+
     try:
         return WorkflowDocument.model_validate_json(text).version
     except ValueError:

@@ -11,21 +11,36 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flowkit.errors import LoadError, RenderError
+from flowkit.cli._args import TARGET_HELP
+from flowkit.cli._exit import OK
+from flowkit.errors import BadArgument, LoadError, RenderError
 
 if TYPE_CHECKING:
     from flowkit.diagram import Format
 
-TARGET_HELP = "module:attr, path/to/file.py[:attr], or a folder (every workflow in it)"
 SUFFIXES = {"svg": ".svg", "png": ".png", "pdf": ".pdf", "dot": ".dot", "mermaid": ".mmd"}
 
 
-def register(subparsers: Any) -> None:
-    from flowkit.diagram import FORMATS
+class _Formats:
+    """``flowkit.diagram.FORMATS``, imported only when the diagram command parses or shows its help."""
 
+    def _formats(self) -> tuple[str, ...]:
+        from flowkit.diagram import FORMATS
+
+        return FORMATS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._formats())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._formats()
+
+
+def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "diagram",
         help="draw workflows (SVG, PNG, PDF, DOT, Mermaid)",
@@ -34,7 +49,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("target", metavar="TARGET", nargs="?", help=TARGET_HELP)
     parser.add_argument("-o", "--output", metavar="PATH", help="file to write, or a folder for several")
-    parser.add_argument("--format", choices=FORMATS, help="output format (default: from -o, else dot)")
+    parser.add_argument(
+        "--format",
+        choices=_Formats(),
+        metavar="FORMAT",  # a metavar, so that building the parser does not list (import) the formats
+        help="output format: %(choices)s (default: from -o, else dot)",
+    )
     parser.add_argument(
         "--run", metavar="RUN.json", help="colour job states from this run document (JSON of a Run)"
     )
@@ -46,8 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from flowkit.document import Run
 
     if args.target is None and args.run is None:
-        print("error: give a TARGET to draw, or --run RUN.json to draw a run", file=sys.stderr)
-        return 2
+        raise BadArgument("give a TARGET to draw, or --run RUN.json to draw a run")
     state = _load_run(Path(args.run), Run) if args.run else None
     docs = _documents(args.target, state)
     output = Path(args.output) if args.output else None
@@ -57,30 +76,33 @@ def run(args: argparse.Namespace) -> int:
         fmt = args.format or "dot"
         if several:
             names = ", ".join(doc.name for doc in docs)
-            raise RenderError(
+            raise BadArgument(
                 f"{args.target} has {len(docs)} workflows ({names}): pass -o DIR to write one file each"
             )
         if fmt not in ("dot", "mermaid"):
-            raise RenderError(f"--format {fmt} is a binary format: pass -o FILE to write it")
+            raise BadArgument(f"--format {fmt} is a binary format: pass -o FILE to write it")
         text = to_mermaid(docs[0], state) if fmt == "mermaid" else to_dot(docs[0], state)
         sys.stdout.write(text)
-        return 0
+        return OK
 
     if several or output.is_dir() or args.output.endswith(("/", "\\")):
         folder_format: Format = args.format if args.format else "svg"
         for doc in docs:
             path = output / f"{doc.name}{SUFFIXES[folder_format]}"
             print(render(doc, path, format=folder_format, run=state))
-        return 0
+        return OK
 
     fmt = args.format
     implied = EXTENSIONS.get(output.suffix.lower())
     if fmt is None:
-        fmt = format_for_path(output)
+        try:
+            fmt = format_for_path(output)
+        except RenderError as exc:
+            raise BadArgument(str(exc)) from exc
     elif implied is not None and implied != fmt:
-        raise RenderError(f"-o {output} names a {implied} file but --format is {fmt}")
+        raise BadArgument(f"-o {output} names a {implied} file but --format is {fmt}")
     print(render(docs[0], output, format=fmt, run=state))
-    return 0
+    return OK
 
 
 def _load_run(path: Path, model: Any) -> Any:

@@ -14,12 +14,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flowkit.errors import FlowkitError, InvalidWorkflow, LoadError
+from flowkit.cli._args import TARGET_HELP as _PYTHON_TARGET
+from flowkit.cli._mongo import mongo_store, require_uri
+from flowkit.errors import InvalidWorkflow, LoadError
 
 if TYPE_CHECKING:
     from flowkit.document import WorkflowDocument
 
-TARGET_HELP = "module:attr, path/to/file.py[:attr], a folder, or compiled JSON (a .json file or folder)"
+TARGET_HELP = _PYTHON_TARGET + ", or compiled JSON (a .json file or folder of them)"
 
 
 def register(subparsers: Any) -> None:
@@ -82,24 +84,19 @@ def run(args: argparse.Namespace) -> int:
     from flowkit.cli._compile import compile_documents
     from flowkit.runtime.config import Settings
     from flowkit.runtime.definitions import Definitions
-    from flowkit.runtime.store import Store
 
     settings = Settings.from_env(
         mongo_uri=args.mongo_uri, database=args.database, workflows_collection=args.collection
     )
-    if not settings.mongo_uri:
-        raise FlowkitError("no MongoDB to publish to: pass --mongo-uri URI or set FLOWKIT_MONGO_URI")
+    require_uri(settings, to="publish to")
     documents = _json_documents(args.target)
     if documents is None:
         documents = compile_documents(args.target)
-    store = Store.from_settings(settings)
-    try:
+    with mongo_store(settings, to="publish to") as store:
         definitions = Definitions(store.database, settings.workflows_collection)
         definitions.ensure_indexes()
         for doc in documents:
             outcome = definitions.publish(doc.model_dump(mode="json"))
             print(f"{doc.name} {doc.version} {outcome}")
-    finally:
-        store.database.client.close()
     sys.stdout.flush()
     return 0

@@ -1,7 +1,8 @@
 """`flowkit run TARGET`: run a workflow to completion on this machine.
 
-Exit codes: 0 the run succeeded, 1 it failed (or timed out / stalled), 2 bad usage or bad input
-(unparsable --input, unknown TARGET, a malformed or misplaced mock).
+Exit codes (the table of ``flowkit.cli._exit``): 0 the run succeeded, 1 it failed (or timed out /
+stalled, or the workflow is invalid), 2 bad usage or bad input (unparsable --input, unknown TARGET, a
+malformed or misplaced mock).
 """
 
 from __future__ import annotations
@@ -10,12 +11,9 @@ import argparse
 import sys
 from typing import Any
 
-from flowkit.cli._args import BadArgument, parse_input
-from flowkit.errors import FlowkitError, InvalidMock, InvalidWorkflow, LoadError, RenderError
-
-EXIT_SUCCEEDED = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+from flowkit.cli._args import TARGET_HELP, BadArgument, parse_input
+from flowkit.cli._exit import FAILED, OK
+from flowkit.errors import FlowkitError, RenderError
 
 
 def register(subparsers: Any) -> None:
@@ -29,7 +27,7 @@ def register(subparsers: Any) -> None:
             "2 for bad usage or input."
         ),
     )
-    parser.add_argument("target", metavar="TARGET", help="module:attr, file.py[:attr] or folder")
+    parser.add_argument("target", metavar="TARGET", help=TARGET_HELP)
     parser.add_argument(
         "--input", metavar="JSON|@FILE", default=None, help="run input: a JSON object, or @file.json"
     )
@@ -99,37 +97,25 @@ def run(args: argparse.Namespace) -> int:
     from flowkit.local.mocks import combine, load_mock_file, parse_mock_option
     from flowkit.local.runner import check_runnable, resolve, run_workflow
 
-    try:
-        data = parse_input(args.input)
-        parts = [load_mock_file(args.mock_file)] if args.mock_file else []
-        parts += [parse_mock_option(option) for option in args.mock]
-        mocks = combine(parts)
-        runnable = resolve(args.target)
-        check_runnable(runnable.document, runnable.bodies, mocks)
-        if args.diagram:
-            _check_diagram_path(args.diagram)
-    except (BadArgument, LoadError, InvalidMock) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except InvalidWorkflow as exc:
-        for problem in exc.problems:
-            print(f"error: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+    data = parse_input(args.input)
+    parts = [load_mock_file(args.mock_file)] if args.mock_file else []
+    parts += [parse_mock_option(option) for option in args.mock]
+    mocks = combine(parts)
+    runnable = resolve(args.target)
+    check_runnable(runnable.document, runnable.bodies, mocks)
+    if args.diagram:
+        _check_diagram_path(args.diagram)
     live = sys.stdout.isatty() and not args.json if args.display == "auto" else args.display == "always"
-    try:
-        result = run_workflow(
-            runnable,
-            data,
-            mocks=mocks,
-            chaos=args.chaos,
-            mongo_uri=args.mongo_uri,
-            timeout=args.timeout,
-            display=live,
-            console=_stderr_console() if live and args.json else None,
-        )
-    except FlowkitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    result = run_workflow(
+        runnable,
+        data,
+        mocks=mocks,
+        chaos=args.chaos,
+        mongo_uri=args.mongo_uri,
+        timeout=args.timeout,
+        display=live,
+        console=_stderr_console() if live and args.json else None,
+    )
     if args.json:
         print(result.to_json())
     else:
@@ -142,8 +128,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             render(result.run.config, args.diagram, run=result.run)
         except FlowkitError as exc:
-            print(f"error: --diagram {args.diagram}: {exc}", file=sys.stderr)
-            return EXIT_FAILED
+            raise RenderError(f"--diagram {args.diagram}: {exc}") from exc
         if not args.json:
             print(f"diagram: {args.diagram}")
-    return EXIT_SUCCEEDED if result.succeeded else EXIT_FAILED
+    return OK if result.succeeded else FAILED

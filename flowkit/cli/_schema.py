@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from flowkit.document import StatusEvent, WorkflowDocument, canonical_json
+from flowkit.errors import BadArgument
 
 
 def register(subparsers: Any) -> None:
@@ -27,6 +27,8 @@ def register(subparsers: Any) -> None:
 
 
 def schema() -> dict[str, Any]:
+    from flowkit.document import WorkflowDocument
+
     result = WorkflowDocument.model_json_schema()
     result["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return result
@@ -34,6 +36,8 @@ def schema() -> dict[str, Any]:
 
 def status_schema() -> dict[str, Any]:
     """The status document, as inserted into ``statuses`` (``time`` a BSON date; ISO-8601 in JSON)."""
+    from flowkit.document import StatusEvent
+
     result = StatusEvent.model_json_schema()
     result["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     result["description"] = (
@@ -47,9 +51,14 @@ def status_schema() -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from flowkit.document import canonical_json
+
     text = canonical_json(status_schema() if args.status else schema())
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise BadArgument(f"-o {args.output}: cannot write it: {exc.strerror or exc}") from exc
     else:
         sys.stdout.write(text)
     return 0

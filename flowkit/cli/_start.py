@@ -11,10 +11,9 @@ import argparse
 import sys
 from typing import Any
 
-from flowkit.cli._args import BadArgument, parse_input
-from flowkit.errors import FlowkitError, LoadError
-
-TARGET_HELP = "module:attr, path/to/file.py[:attr], or a folder holding exactly one workflow"
+from flowkit.cli._args import TARGET_HELP, parse_input
+from flowkit.cli._mongo import mongo_store, require_uri
+from flowkit.errors import LoadError
 
 
 def register(subparsers: Any) -> None:
@@ -24,7 +23,7 @@ def register(subparsers: Any) -> None:
         description="Compile TARGET and start a run of it in MongoDB: insert the run and its 'started' "
         "status event. Idempotent on --run-id. The connection comes from --mongo-uri or FLOWKIT_MONGO_URI.",
     )
-    parser.add_argument("target", metavar="TARGET", help=TARGET_HELP)
+    parser.add_argument("target", metavar="TARGET", help=TARGET_HELP + "; it must hold one workflow")
     parser.add_argument(
         "--input",
         default="{}",
@@ -42,16 +41,10 @@ def run(args: argparse.Namespace) -> int:
     from flowkit.cli._compile import compile_documents
     from flowkit.runtime.config import Settings
     from flowkit.runtime.start import start_run
-    from flowkit.runtime.store import Store
 
-    try:
-        input_value = parse_input(args.input)
-    except BadArgument as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    input_value = parse_input(args.input)
     settings = Settings.from_env(mongo_uri=args.mongo_uri, database=args.database)
-    if not settings.mongo_uri:
-        raise FlowkitError("no MongoDB to start the run in: pass --mongo-uri URI or set FLOWKIT_MONGO_URI")
+    require_uri(settings, to="start the run in")
     documents = compile_documents(args.target)
     if args.workflow:
         documents = [doc for doc in documents if doc.name == args.workflow]
@@ -62,12 +55,9 @@ def run(args: argparse.Namespace) -> int:
         raise LoadError(
             f"{args.target} holds {len(documents)} workflows ({names}): pick one with --workflow NAME"
         )
-    store = Store.from_settings(settings)
-    try:
+    with mongo_store(settings, to="start the run in") as store:
         store.ensure_indexes()
         started = start_run(store, documents[0], input_value, run_id=args.run_id)
-    finally:
-        store.database.client.close()
     print(started.id)
     sys.stdout.flush()
     return 0

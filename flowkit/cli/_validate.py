@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowkit.cli._compile import TARGET_HELP, compile_target
-from flowkit.document import WorkflowDocument
+from flowkit.cli._args import TARGET_HELP
+from flowkit.cli._exit import FAILED, OK
 from flowkit.errors import LoadError
+
+if TYPE_CHECKING:
+    from flowkit.document import WorkflowDocument
 
 
 def register(subparsers: Any) -> None:
@@ -23,7 +26,10 @@ def register(subparsers: Any) -> None:
 
 def _results(target: str) -> list[tuple[WorkflowDocument, Any]]:
     if not target.endswith(".json"):
+        from flowkit.cli._compile import compile_target
+
         return compile_target(target)
+    from flowkit.document import WorkflowDocument
     from flowkit.validate import validate_document
 
     path = Path(target)
@@ -51,4 +57,4 @@ def run(args: argparse.Namespace) -> int:
         errors, warnings = len(report.errors), len(report.warnings)
         state = f"{errors} error{'s' * (errors != 1)}" if errors else "ok"
         print(f"{doc.name}: {state}, {len(doc.jobs)} jobs, {warnings} warning{'s' * (warnings != 1)}")
-    return 1 if failed else 0
+    return FAILED if failed else OK

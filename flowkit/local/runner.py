@@ -20,15 +20,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from flowkit.document import JobRun, Run, StatusEvent
-from flowkit.errors import RunError
+from flowkit.errors import ConfigError, RunError, StoreUnavailable
 from flowkit.local._activity import Activity
 from flowkit.local._target import Runnable, check_runnable, resolve
 from flowkit.local.bus import DeadLetter, EventBus
 from flowkit.local.dispatcher import LocalDispatcher
 from flowkit.local.mocks import Mocks, mocks_from
+from flowkit.runtime._uri import one_line, redact
 from flowkit.runtime.config import Settings
 from flowkit.vocab import JOB_TERMINAL_STATES, EventStatus, RunStatus
 
@@ -92,14 +92,6 @@ class LocalRun:
 # --------------------------------------------------------------------------- the run
 
 
-def _redact(uri: str) -> str:
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _new_run_id(workflow: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return f"{workflow}-{stamp}-{uuid.uuid4().hex[:8]}"
@@ -143,7 +135,7 @@ def _open_database(
         try:
             client = pymongo.MongoClient(mongo_uri, **options)
         except (pymongo.errors.PyMongoError, ValueError) as exc:
-            raise RunError(f"--mongo-uri {_redact(mongo_uri)}: {exc}") from exc
+            raise ConfigError(f"--mongo-uri {redact(mongo_uri)}: {exc}") from exc
         database = client[settings.database]
     elif database is None:
         from flowkit.local.embedded import embedded_database
@@ -153,7 +145,7 @@ def _open_database(
         database=str(getattr(database, "name", settings.database)),
         collection=settings.runs_collection,
         run_id=run_id,
-        uri=_redact(mongo_uri) if mongo_uri and client is not None else None,
+        uri=redact(mongo_uri) if mongo_uri and client is not None else None,
     )
     return database, client, location
 
@@ -223,7 +215,8 @@ def run_workflow(
     except Exception as exc:  # pymongo.errors.PyMongoError, without importing pymongo for the embedded store
         if client is not None:
             client.close()
-        raise RunError(f"cannot use the store at {location}: {type(exc).__name__}: {exc}") from exc
+        reason = one_line(exc, mongo_uri or "")
+        raise StoreUnavailable(f"cannot use the store at {location}: {reason}") from exc
     dispatcher = LocalDispatcher(Reporter(store), bodies, mocks, workers=workers, activity=activity)
     runtime = Runtime(store, dispatcher)
     envelope = functools.partial(

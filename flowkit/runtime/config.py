@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from flowkit.errors import ConfigError
 from flowkit.vocab import ENV, LAMBDA_ASYNC_PAYLOAD_LIMIT
 
 __all__ = ["ENV", "Settings", "read_secret", "resolve_secrets"]
@@ -46,7 +47,7 @@ class Settings:
             if explicit is not None:
                 values[field.name] = explicit
             elif raw not in (None, ""):
-                values[field.name] = int(raw) if field.name == "payload_limit_bytes" else raw
+                values[field.name] = _int(ENV[field.name], raw) if field.type in (int, "int") else raw
         if overrides:
             raise TypeError(f"unknown settings: {', '.join(sorted(overrides))}")
         return cls(**values)
@@ -93,4 +94,14 @@ def read_secret(reference: str, *, key: str | None = None, session: Any = None) 
             return value
         if isinstance(data, dict) and isinstance(data.get(key), str):
             return str(data[key])
+    return value
+
+
+def _int(name: str, raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: expected a whole number of bytes") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r}: expected a positive number of bytes")
     return value

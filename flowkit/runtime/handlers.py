@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from flowkit.errors import DispatchError, FlowkitError, UnknownRun
+from flowkit.errors import DispatchError, RunReplaced, UnknownRun
 from flowkit.runtime import engine
 from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload
 from flowkit.runtime.store import RunCache, Store, make_status
@@ -201,7 +201,7 @@ class Runtime:
             self.run_cache.discard(run_id)
             fixed = self.store.read_fixed(run_id)
             if fixed is None or not RunCache.matches(fixed, run):
-                raise FlowkitError(f"run {run_id!r} was replaced while being read; retry", run_id=run_id)
+                raise RunReplaced(f"run {run_id!r} was replaced while being read; retry", run_id=run_id)
             cached = self.run_cache.put(fixed) or fixed
         run.update(cached)
         return run

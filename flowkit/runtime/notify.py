@@ -35,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, runtime_checkable
 
-from flowkit.errors import MissingDependency, NotifyError, RunError
+from flowkit.errors import ConfigError, MissingDependency, NotifyError, RunError
 from flowkit.runtime._slack_message import Message, build_message, event_kind
 from flowkit.runtime.config import Settings
 from flowkit.runtime.events import Status
@@ -176,7 +176,10 @@ class SlackNotifier:
             elif webhook_url:
                 client = _webhook_client(webhook_url, timeout, rate_limit_retries, max_retry_after)
             else:
-                raise ValueError("SlackNotifier needs a client, a bot token or an incoming-webhook URL")
+                raise ConfigError(
+                    "SlackNotifier needs a client, a bot token (FLOWKIT_SLACK_TOKEN) or an incoming-webhook "
+                    "URL (FLOWKIT_SLACK_WEBHOOK_URL)"
+                )
         self.client = client
         self.channel = channel
         self.uses_webhook = not hasattr(client, "chat_postMessage")
@@ -303,7 +306,7 @@ class WebhookNotifier:
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"webhook URL must be http(s)://host/..., got scheme {parts.scheme!r}")
+            raise ConfigError(f"webhook URL must be http(s)://host/..., got scheme {parts.scheme!r}")
         self.url = url
         self.host = parts.netloc.rpartition("@")[2]
         self.timeout = timeout

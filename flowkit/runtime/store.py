@@ -189,9 +189,9 @@ def _ensure_index(
             if [(field, int(direction)) for field, direction in dict(info["key"]).items()] != keys:
                 continue
             if unique and not info.get("unique", False):
-                from flowkit.errors import FlowkitError
+                from flowkit.errors import IndexConflict
 
-                raise FlowkitError(
+                raise IndexConflict(
                     f"collection {collection.name!r} has a non-unique index {info['name']!r} on "
                     f"{', '.join(field for field, _ in keys)}; flowkit needs it unique: drop it and call "
                     "ensure_indexes() again"
@@ -227,9 +227,9 @@ class Store:
         from pymongo import MongoClient
 
         if not settings.mongo_uri:
-            from flowkit.errors import FlowkitError
+            from flowkit.errors import ConfigError
 
-            raise FlowkitError(
+            raise ConfigError(
                 "no MongoDB URI: set FLOWKIT_MONGO_URI (or pass mongo_uri) to the connection string"
             )
         client: MongoClient[Doc] = MongoClient(settings.mongo_uri, tz_aware=True)

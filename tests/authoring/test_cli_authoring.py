@@ -81,7 +81,7 @@ def test_compile_folder_writes_one_file_per_workflow_and_check_passes(tmp_path: 
 
 def test_compile_folder_without_output_asks_for_a_folder() -> None:
     result = flowkit("compile", "workflows")
-    assert result.returncode == 1
+    assert result.returncode == 2  # usage: the output needs a folder
     assert "has 4 workflows (fan-out, nested, nightly-etl, order-pipeline): pass -o DIR" in result.stderr
 
 
@@ -138,7 +138,7 @@ def test_validate_the_examples_and_a_compiled_document(tmp_path: Path) -> None:
 def test_import_error_in_the_users_module_is_shown_as_such(tmp_path: Path) -> None:
     flow = write(tmp_path / "x.py", "import os\nimport foo_missing_module\n")
     result = flowkit("compile", "x.py", cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2  # the TARGET cannot be loaded
     lines = result.stderr.splitlines()
     assert (
         lines[0] == "error: cannot import 'x.py': ModuleNotFoundError: No module named 'foo_missing_module'"
@@ -173,7 +173,7 @@ def test_an_error_while_building_the_workflow_shows_the_users_line(tmp_path: Pat
 @pytest.mark.parametrize("args", [("compile", "nope.py"), ("validate", "nope.py")])
 def test_missing_target(args: tuple[str, ...]) -> None:
     result = flowkit(*args)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.strip() == "error: cannot load 'nope.py': no such file or folder 'nope.py'"
 
 

@@ -63,7 +63,7 @@ def test_publish_compiled_json_and_refuse_an_edited_one(
 
 def test_publish_needs_a_database(capsys: Any, monkeypatch: Any) -> None:
     code, _, err = cli(capsys, monkeypatch, "publish", ETL)
-    assert code == 1 and "pass --mongo-uri URI or set FLOWKIT_MONGO_URI" in err
+    assert code == 2 and "pass --mongo-uri URI or set FLOWKIT_MONGO_URI" in err
 
 
 def test_status_schema_validates_what_the_reporter_writes(capsys: Any, monkeypatch: Any) -> None:

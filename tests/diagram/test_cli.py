@@ -111,7 +111,7 @@ def test_usage_errors_are_one_clear_line(
     for args, message in cases.items():
         code = main(["diagram", *args])  # in-process: the subprocess path is covered above
         stderr = capsys.readouterr().err
-        assert code == 1, (args, stderr)
+        assert code == 2, (args, stderr)  # usage or bad input
         assert message in stderr, (args, stderr)
         assert stderr.count("\n") == 1, (args, stderr)
 
@@ -134,7 +134,7 @@ def test_a_run_of_a_workflow_target_does_not_define(
 
     code = main(["diagram", "workflows/nightly_etl.py", "--run", str(run_file)])
 
-    assert code == 1
+    assert code == 2
     assert "run 'r-1' is a run of workflow 'nested', which workflows/nightly_etl.py does not define" in (
         capsys.readouterr().err
     )

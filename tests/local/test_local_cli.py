@@ -226,7 +226,7 @@ def test_an_unreachable_mongo_uri_is_a_clear_error(capsys: pytest.CaptureFixture
 def test_a_bad_mongo_uri_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(capsys, ETL, "--mongo-uri", "http://db.example")
 
-    assert code == 1
+    assert code == 2
     assert err.startswith("error: --mongo-uri http://db.example: Invalid URI scheme")
 
 

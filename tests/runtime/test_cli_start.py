@@ -84,7 +84,7 @@ def test_a_generated_run_id_is_printed(
         ),
         (["--input", "[1]"], 2, "error: --input: the run input must be a JSON object, got list"),
         (["--input", "@/nonexistent/input.json"], 2, "error: --input @/nonexistent/input.json: cannot read"),
-        (["--run-id", "x", "--workflow", "nope"], 1, "has no workflow named 'nope'"),
+        (["--run-id", "x", "--workflow", "nope"], 2, "has no workflow named 'nope'"),
     ],
 )
 def test_bad_arguments_are_reported_and_nothing_is_written(
@@ -117,7 +117,7 @@ def test_a_folder_with_several_workflows_needs_a_name(
     capsys: Any, monkeypatch: pytest.MonkeyPatch, target: list[str]
 ) -> None:
     code, _, err = start(capsys, monkeypatch, str(ROOT / "workflows"), *target)
-    assert code == 1
+    assert code == 2
     assert "pick one with --workflow NAME" in err
     code, out, _ = start(
         capsys, monkeypatch, str(ROOT / "workflows"), "--workflow", "nested", "--run-id", "n-1", *target
@@ -129,7 +129,7 @@ def test_without_a_database_the_command_says_how_to_give_one(
     capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code, _, err = start(capsys, monkeypatch, ORDER)
-    assert code == 1
+    assert code == 2
     assert "pass --mongo-uri URI or set FLOWKIT_MONGO_URI" in err
 
 

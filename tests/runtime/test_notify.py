@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from flowkit import vocab
 from flowkit.document import Notifications, status_key
 from flowkit.document import NotifyKind as SchemaNotifyKind
-from flowkit.errors import NotifyError, RunError
+from flowkit.errors import ConfigError, NotifyError, RunError
 from flowkit.runtime.config import Settings
 from flowkit.runtime.events import ErrorInfo, EventStatus, Status
 from flowkit.runtime.notify import (
@@ -432,7 +432,7 @@ def test_generic_webhook_down_is_logged_not_raised(caplog: pytest.LogCaptureFixt
 
 
 def test_generic_webhook_url_must_be_http() -> None:
-    with pytest.raises(ValueError, match="http"):
+    with pytest.raises(ConfigError, match="http"):
         WebhookNotifier("ftp://example.com/hook")
 
 
@@ -489,7 +489,7 @@ def test_settings_with_slack_and_generic_webhook_reach_both(fake: FakeSlack) -> 
 
 
 def test_slack_notifier_needs_a_way_to_reach_slack() -> None:
-    with pytest.raises(ValueError, match="token"):
+    with pytest.raises(ConfigError, match="token"):
         SlackNotifier()
 
 
