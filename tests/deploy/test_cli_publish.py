@@ -71,6 +71,7 @@ def test_status_schema_validates_what_the_reporter_writes(capsys: Any, monkeypat
     from flowkit.runtime.store import make_status
 
     code, out, _ = cli(capsys, monkeypatch, "schema", "--status")
+    assert code == 0
     schema = json.loads(out)
     good = json.loads(
         json.dumps(
