@@ -29,7 +29,7 @@ from flowkit.errors import FlowkitError, InvalidWorkflow
 
 if TYPE_CHECKING:
     from flowkit.compiler import compile
-    from flowkit.dsl import Defaults, Notify, Retry, input, job, parallel, sequence, when, workflow
+    from flowkit.dsl import Defaults, Notify, Retry, always, input, job, parallel, sequence, when, workflow
 
 __all__ = [
     "Defaults",
@@ -37,6 +37,7 @@ __all__ = [
     "InvalidWorkflow",
     "Notify",
     "Retry",
+    "always",
     "compile",
     "input",
     "job",
@@ -50,6 +51,7 @@ _LAZY = {
     "Defaults": "flowkit.dsl",
     "Notify": "flowkit.dsl",
     "Retry": "flowkit.dsl",
+    "always": "flowkit.dsl",
     "input": "flowkit.dsl",
     "job": "flowkit.dsl",
     "parallel": "flowkit.dsl",

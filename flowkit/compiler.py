@@ -13,7 +13,12 @@ How a composition becomes a document:
 - **when**: every job inside an arm carries ``condition`` = AND of the guards of every enclosing arm
   (``cond`` for ``then``, ``not cond`` for ``otherwise``); one ``Branch`` per ``when`` (``when-1``,
   ``when-2``, ... in compile order) keeps the raw condition and the job names of each arm.
-- **failure_handled** is set on every job whose status some condition reads (``charge.failed``).
+- **handled_by** of a job lists the jobs whose effective condition is a *failure path* of it
+  (``flowkit.conditions.failure_paths``: the condition can hold when the job failed, never when it
+  succeeded, e.g. ``charge.failed`` or ``charge.error_type == "CardDeclined"``); **failure_handled**
+  is set when that list is not empty. At run time the failure is handled only if one of those jobs
+  actually runs (docs/dsl.md, "Failure paths").
+- **run_on** is ``all_done`` for ``always(job)``, else ``all_success``.
 - Jobs are listed by phase, then in declaration order. ``version`` is ``content_version`` of the dump.
 
 Problems that only exist in the DSL (a job object used twice, an empty ``parallel()``, a body-less
@@ -31,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flowkit.conditions import status_referenced_jobs
+from flowkit.conditions import failure_paths
 from flowkit.document import SCHEMA_VERSION, RetryPolicy, WorkflowDocument, content_version
 from flowkit.dsl.job import Job
 from flowkit.dsl.nodes import Node, Parallel, Sequence, When
@@ -210,7 +215,7 @@ class _Specs:
         qualifier = job.qualifier if job.qualifier is not None else self.defaults.qualifier
         return {"function": function, "qualifier": qualifier}
 
-    def spec(self, entry: _Entry, condition: dict[str, Any] | None, handled: bool) -> dict[str, Any]:
+    def spec(self, entry: _Entry, condition: dict[str, Any] | None, handled_by: list[str]) -> dict[str, Any]:
         job = entry.job
         job_input = _json(dict(job.input), what=f"job {job.name!r}: input", problems=self.problems)
         timeout = job.timeout if job.timeout is not None else seconds(self.defaults.timeout, what="timeout")
@@ -222,7 +227,9 @@ class _Specs:
             "handler": _handler(job),
             "needs": sorted(entry.needs),
             "condition": condition,
-            "failure_handled": handled,
+            "failure_handled": bool(handled_by),
+            "handled_by": handled_by,
+            "run_on": str(job.run_on),
             "retry": self.retry(job),
             "timeout_seconds": timeout,
             "input": job_input or {},
@@ -274,12 +281,16 @@ def build_document(workflow: Workflow) -> tuple[WorkflowDocument, list[str]]:
     phases, entries = builder.build(workflow.build())
     problems = builder.problems
     conditions = [_condition(e.guards) for e in entries]
-    handled: set[str] = set()
-    for cond in conditions:
+    handled_by: dict[str, list[str]] = {}
+    for entry, cond in zip(entries, conditions, strict=True):
         if cond is not None:
-            handled |= status_referenced_jobs(cond)
+            for failed in sorted(failure_paths(cond)):
+                handled_by.setdefault(failed, []).append(entry.job.name)
     specs = _Specs(workflow, problems)
-    jobs = [specs.spec(e, c, e.job.name in handled) for e, c in zip(entries, conditions, strict=True)]
+    jobs = [
+        specs.spec(e, c, sorted(handled_by.get(e.job.name, ())))
+        for e, c in zip(entries, conditions, strict=True)
+    ]
     data: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "name": workflow.name,

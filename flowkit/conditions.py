@@ -5,6 +5,7 @@ A condition is stored in the compiled document as plain JSON, one of three node 
     {"ref": ["input", "mode"]}                      the run input at a path
     {"ref": ["jobs", "extract", "output", "rows"]}  a job's output at a path
     {"ref": ["jobs", "extract", "status"]}          a job's state ("succeeded", "failed", "skipped", ...)
+    {"ref": ["jobs", "charge", "error", "type"]}    a failed job's error at a path (``type``, ``message``)
     {"const": <json>}                               a literal
     {"op": "<name>", "args": [<node>, ...]}         an operation from ``OPERATORS``
 
@@ -34,9 +35,11 @@ __all__ = [
     "OPERATORS",
     "check",
     "evaluate",
+    "failure_paths",
     "referenced_jobs",
     "status_referenced_jobs",
     "to_text",
+    "undistinguished_failures",
 ]
 
 
@@ -61,7 +64,8 @@ MISSING: Final = _Missing()
 
 Node = Mapping[str, Any]
 Context = Mapping[str, Any]
-"""Evaluation context: ``{"input": <run input>, "jobs": {name: {"status": str, "output": json}}}``."""
+"""Evaluation context: ``{"input": <run input>, "jobs": {name: {"status": str, "output": json,
+"error": {"type": str, "message": str}}}}`` (``output`` only once succeeded, ``error`` only once failed)."""
 
 
 def _ordered(cmp: Callable[[Any, Any], bool]) -> Callable[[Any, Any], bool]:
@@ -130,7 +134,9 @@ ARITY: Final[Mapping[str, int | None]] = {
 }
 
 _BOOLEAN_OPS: Final = frozenset({"not", "and", "or"})
-_JOB_FIELDS: Final = frozenset({"output", "status"})
+_JOB_FIELDS: Final = frozenset({"output", "status", "error"})
+_FAILED_STATES: Final = (JobState.FAILED.value, JobState.TIMED_OUT.value)
+"""Job states that count as a failure (``flowkit.vocab.FAILED_STATES``), in the order conditions list them."""
 
 
 def check(node: Any, *, where: str = "condition") -> None:
@@ -153,7 +159,7 @@ def check(node: Any, *, where: str = "condition") -> None:
         if path[0] == "jobs":
             if len(path) < 3 or not isinstance(path[1], str) or path[2] not in _JOB_FIELDS:
                 raise ConditionError(
-                    f"{where}: job reference {path!r} must be ['jobs', <name>, 'output'|'status', ...]"
+                    f"{where}: job reference {path!r} must be ['jobs', <name>, 'output'|'status'|'error', ...]"
                 )
             if path[2] == "status" and len(path) != 3:
                 raise ConditionError(f"{where}: job status reference {path!r} takes no further keys")
@@ -204,9 +210,9 @@ def evaluate(node: Node, context: Context) -> Any:
             return MISSING
         if path[2] == "status":
             return job.get("status", MISSING)
-        if "output" not in job:
+        if path[2] not in job:
             return MISSING
-        return _resolve(job["output"], path[3:])
+        return _resolve(job[path[2]], path[3:])
     op = node["op"]
     if op == "and":  # short-circuit
         return all(bool(evaluate(arg, context)) for arg in node["args"])
@@ -230,17 +236,109 @@ def referenced_jobs(node: Node) -> set[str]:
 
 
 def status_referenced_jobs(node: Node) -> set[str]:
-    """Names of jobs whose *status* the condition reads: their failure is an expected path."""
+    """Names of jobs whose *status* or *error* the condition reads (candidates for a failure path)."""
     return {
-        n["ref"][1] for n in _walk(node) if "ref" in n and n["ref"][0] == "jobs" and n["ref"][2] == "status"
+        n["ref"][1]
+        for n in _walk(node)
+        if "ref" in n and n["ref"][0] == "jobs" and n["ref"][2] in ("status", "error")
     }
 
 
+# --------------------------------------------------------------------------- failure paths
+#
+# Whether a condition is a *failure path* of a job J is decided by evaluating it in Kleene's three-valued
+# logic with J's state fixed and everything else unknown: the run input and the other jobs may be
+# anything, J's output exists only if J succeeded and its error only if J failed (of a type unknown).
+
+
+class _Unknown:
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+_UNKNOWN: Final = _Unknown()
+
+
+def _truth(value: Any) -> bool | None:
+    return None if value is _UNKNOWN else bool(value)
+
+
+def _value(node: Node, job: str, state: str) -> Any:
+    if "const" in node:
+        return node["const"]
+    if "ref" in node:
+        path = node["ref"]
+        if path[0] != "jobs" or path[1] != job:
+            return _UNKNOWN
+        if path[2] == "status":
+            return state
+        present = state == JobState.SUCCEEDED if path[2] == "output" else state in _FAILED_STATES
+        return _UNKNOWN if present else MISSING
+    op, args = node["op"], node["args"]
+    if op in _BOOLEAN_OPS:
+        truths = [_truth(_value(arg, job, state)) for arg in args]
+        if op == "not":
+            return _UNKNOWN if truths[0] is None else not truths[0]
+        decisive = op == "or"  # the value that settles an or (True) / an and (False)
+        if decisive in truths:
+            return decisive
+        return _UNKNOWN if None in truths else not decisive
+    values = [_value(arg, job, state) for arg in args]
+    if any(value is _UNKNOWN for value in values):
+        return _UNKNOWN
+    return OPERATORS[op](*values)
+
+
+def _on_failure_and_success(node: Node, job: str) -> tuple[bool | None, bool | None]:
+    """The condition's truth when ``job`` failed (either failed state) and when it succeeded."""
+    on_failure = [_truth(_value(node, job, state)) for state in _FAILED_STATES]
+    failure = True if True in on_failure else (None if None in on_failure else False)
+    return failure, _truth(_value(node, job, JobState.SUCCEEDED.value))
+
+
+def failure_paths(node: Node) -> set[str]:
+    """Jobs this condition is a *failure path* of: it can hold when the job failed, never when it succeeded.
+
+    ``charge.failed``, ``charge.error_type == "CardDeclined"``, ``not charge.succeeded``,
+    ``charge.failed & (input["mode"] == "live")`` are failure paths of ``charge``;
+    ``load.status.is_in(["succeeded", "failed"])`` and ``not charge.failed`` are not.
+    """
+    paths = set()
+    for job in status_referenced_jobs(node):
+        failure, success = _on_failure_and_success(node, job)
+        if success is False and failure is not False:
+            paths.add(job)
+    return paths
+
+
+def undistinguished_failures(node: Node) -> set[str]:
+    """Jobs whose status or error this condition reads, yet which it can hold for both on failure and success.
+
+    Such a condition does not handle the job's failure: ``when(load.status.is_in(["succeeded", "failed"]),
+    then=cleanup)`` looks like "always clean up", but a failed ``load`` still fails the run and
+    ``cleanup`` does not run after it (``always(cleanup)`` does that).
+    """
+    found = set()
+    for job in status_referenced_jobs(node):
+        failure, success = _on_failure_and_success(node, job)
+        if failure is not False and success is not False:
+            found.add(job)
+    return found
+
+
 _TEXT_OPS: Final = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">=", "in": "in"}
-_STATUS_WORDS: Final = {JobState.SUCCEEDED, JobState.FAILED, JobState.SKIPPED}
+_STATUS_WORDS: Final = {
+    JobState.SUCCEEDED,
+    JobState.FAILED,
+    JobState.SKIPPED,
+    JobState.TIMED_OUT,
+    JobState.CANCELLED,
+}
 
 
 def _ref_text(path: list[str | int]) -> str:
+    if path[0] == "jobs" and path[2:] == ["error", "type"]:
+        return f"{path[1]}.error_type"
     parts = [path[0]] if path[0] == "input" else [str(path[1]), str(path[2])]
     rest = path[1:] if path[0] == "input" else path[3:]
     for key in rest:
@@ -255,11 +353,16 @@ def to_text(node: Node) -> str:
     if "ref" in node:
         return _ref_text(node["ref"])
     op, args = node["op"], node["args"]
-    if op in ("eq", "ne") and "ref" in args[0] and args[0]["ref"][0] == "jobs":
+    if op in ("eq", "ne", "in", "not_in") and "ref" in args[0] and args[0]["ref"][0] == "jobs":
         path, const = args[0]["ref"], args[1].get("const")
-        if path[2] == "status" and isinstance(const, str) and const in _STATUS_WORDS:
-            text = f"{path[1]}.{const}"
-            return text if op == "eq" else f"not {text}"
+        word = None
+        if op in ("eq", "ne") and path[2] == "status" and isinstance(const, str) and const in _STATUS_WORDS:
+            word = const
+        elif op in ("in", "not_in") and path[2] == "status" and const == list(_FAILED_STATES):
+            word = "failed"
+        if word is not None:
+            text = f"{path[1]}.{word}"
+            return text if op in ("eq", "in") else f"not {text}"
     if op in _TEXT_OPS:
         return f"{_operand(args[0])} {_TEXT_OPS[op]} {_operand(args[1])}"
     if op == "not_in":

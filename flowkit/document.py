@@ -24,6 +24,7 @@ from flowkit.vocab import (
     EventStatus,
     JobState,
     NotifyKind,
+    RunOn,
     RunStatus,
     status_key,
 )
@@ -103,7 +104,19 @@ class JobSpec(_Model):
         default=None, description="effective condition: the AND of every enclosing when-arm guard"
     )
     failure_handled: bool = Field(
-        default=False, description="a condition tests this job's status, so its failure does not fail the run"
+        default=False,
+        description="some job's condition is a failure path of this job (see handled_by)",
+    )
+    handled_by: list[str] | None = Field(
+        default=None,
+        description="jobs whose condition is a failure path of this job: its failure is handled when one "
+        "of them runs, and fails the run when every one of them was skipped (None: handled whenever "
+        "failure_handled, as documents of schema 1 before this field)",
+    )
+    run_on: RunOn = Field(
+        default=RunOn.ALL_SUCCESS,
+        description="all_success: start once every need succeeded, was skipped or failed on a handled "
+        "path; all_done: once every need finished in any state (always(job))",
     )
     retry: RetryPolicy = RetryPolicy()
     timeout_seconds: float | None = None

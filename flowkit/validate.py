@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import networkx as nx
 
-from flowkit.conditions import check, referenced_jobs, to_text
+from flowkit.conditions import check, referenced_jobs, to_text, undistinguished_failures
 from flowkit.document import WorkflowDocument
 from flowkit.errors import ConditionError
 from flowkit.vocab import NAME_PATTERN
@@ -266,6 +266,23 @@ def _warn_unimportable_handlers(d: _Doc) -> Iterator[str]:
             )
 
 
+def _warn_undistinguished_failures(d: _Doc) -> Iterator[str]:
+    for job in d.doc.jobs:
+        if job.condition is None:
+            continue
+        try:
+            check(job.condition)
+        except ConditionError:
+            continue  # reported as an error by _check_conditions
+        for ref in sorted(undistinguished_failures(job.condition) & d.known):
+            yield (
+                f"job {job.name!r} has condition `{to_text(job.condition)}`, which can hold whether {ref!r} "
+                f"failed or succeeded, so it does not handle a failure of {ref!r}: the run fails and "
+                f"{job.name!r} does not run after it. To run {job.name!r} whatever {ref!r} did, use "
+                f"always({job.name}); to handle the failure, test it: when({ref}.failed, then=...)"
+            )
+
+
 _ERRORS: Final[tuple[Callable[[_Doc], Iterator[str]], ...]] = (
     _check_names,
     _check_not_empty,
@@ -282,6 +299,7 @@ _ERRORS: Final[tuple[Callable[[_Doc], Iterator[str]], ...]] = (
 _WARNINGS: Final[tuple[Callable[[_Doc], Iterator[str]], ...]] = (
     _warn_missing_timeouts,
     _warn_unimportable_handlers,
+    _warn_undistinguished_failures,
 )
 
 

@@ -44,6 +44,7 @@ __all__ = [
     "EventStatus",
     "JobState",
     "NotifyKind",
+    "RunOn",
     "RunStatus",
     "is_valid_name",
     "status_key",
@@ -81,6 +82,15 @@ FAILED_STATES: Final = frozenset({JobState.FAILED, JobState.TIMED_OUT})
 
 OPEN_STATES: Final = (JobState.DISPATCHED, JobState.RUNNING)
 """A job handed to its target that has not finished its current attempt."""
+
+
+class RunOn(StrEnum):
+    """When a job may start (a job spec's ``run_on``)."""
+
+    ALL_SUCCESS = "all_success"
+    """Every need succeeded, was skipped, or failed on a handled failure path (the default)."""
+    ALL_DONE = "all_done"
+    """Every need finished in any state, or can never run: ``always(job)``."""
 
 
 class RunStatus(StrEnum):

@@ -6,6 +6,7 @@ import re
 import textwrap
 
 from flowkit.document import JobSpec, Target
+from flowkit.vocab import RunOn
 
 NAME_WIDTH = 24
 """Job names longer than this wrap at '_', '-' or '.' (or hard, if there is none)."""
@@ -78,4 +79,6 @@ def job_details(spec: JobSpec) -> list[str]:
         lines.append(", ".join(policy))
     if spec.failure_handled:
         lines.append("failure handled")
+    if spec.run_on == RunOn.ALL_DONE:
+        lines.append("always: after any outcome")
     return lines

@@ -6,7 +6,7 @@ Users import these from ``flowkit`` directly; this package is the implementation
 from __future__ import annotations
 
 from flowkit.dsl.expressions import Cond, Ref, input
-from flowkit.dsl.job import Job, job
+from flowkit.dsl.job import Job, always, job
 from flowkit.dsl.nodes import Node, Parallel, Sequence, When, parallel, sequence, when
 from flowkit.dsl.options import Defaults, Notify, Retry
 from flowkit.dsl.workflow import Workflow, workflow
@@ -23,6 +23,7 @@ __all__ = [
     "Sequence",
     "When",
     "Workflow",
+    "always",
     "input",
     "job",
     "parallel",

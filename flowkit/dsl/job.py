@@ -16,18 +16,33 @@ from typing import Any, overload
 from flowkit.dsl.expressions import Cond, Ref
 from flowkit.dsl.nodes import Node
 from flowkit.dsl.options import Duration, Retry, seconds
-from flowkit.vocab import JobState
+from flowkit.vocab import JobState, RunOn
 
-__all__ = ["Body", "Job", "job"]
+__all__ = ["RUN_ON", "Body", "Job", "always", "job"]
 
 Body = Callable[..., Any]
 _OPTIONS = frozenset({"timeout", "retry", "input", "description", "target", "qualifier", "needs"})
+RUN_ON = tuple(RunOn)
+"""When a job may start: ``all_success`` (its needs succeeded, were skipped, or failed on a handled path)
+or ``all_done`` (its needs finished in any state: ``always(job)``)."""
+_FAILED = [JobState.FAILED.value, JobState.TIMED_OUT.value]
 
 
 class Job(Node):
     """One unit of work. Immutable: ``named()`` returns a renamed copy."""
 
-    __slots__ = ("description", "fn", "input", "name", "needs", "qualifier", "retry", "target", "timeout")
+    __slots__ = (
+        "description",
+        "fn",
+        "input",
+        "name",
+        "needs",
+        "qualifier",
+        "retry",
+        "run_on",
+        "target",
+        "timeout",
+    )
     name: str
     fn: Body | None
     timeout: float | None
@@ -37,6 +52,7 @@ class Job(Node):
     target: str | None
     qualifier: str | None
     needs: tuple[str, ...]
+    run_on: str
 
     def __init__(
         self,
@@ -50,6 +66,7 @@ class Job(Node):
         target: str | None = None,
         qualifier: str | None = None,
         needs: Sequence[str] = (),
+        run_on: str = RunOn.ALL_SUCCESS,
     ) -> None:
         if not isinstance(name, str):
             raise TypeError(f"a job name must be a str, got {name!r}")
@@ -65,6 +82,10 @@ class Job(Node):
         for attr, value in (("target", target), ("qualifier", qualifier), ("description", description)):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{where}: {attr}= must be a str, got {value!r}")
+        if run_on not in RUN_ON:
+            raise ValueError(
+                f"{where}: run_on= must be one of {', '.join(map(repr, RUN_ON))}, got {run_on!r}"
+            )
         if description is None:
             doc = inspect.getdoc(fn) if fn is not None else None
             description = doc.strip().splitlines()[0] if doc else ""
@@ -78,6 +99,7 @@ class Job(Node):
             "target": target,
             "qualifier": qualifier,
             "needs": tuple(needs),
+            "run_on": RunOn(run_on),
         }
         for attr, value in values.items():
             object.__setattr__(self, attr, value)
@@ -104,6 +126,7 @@ class Job(Node):
             "target": self.target,
             "qualifier": self.qualifier,
             "needs": self.needs,
+            "run_on": self.run_on,
         }
         values.update(changes)
         name, fn = values.pop("name"), values.pop("fn")
@@ -139,12 +162,41 @@ class Job(Node):
 
     @property
     def failed(self) -> Cond:
-        """True when this job failed; referencing it makes the failure an expected path."""
-        return self.status == JobState.FAILED.value
+        """True when this job failed or timed out: a ``when`` on it is a handled failure path."""
+        return self.status.is_in(_FAILED)
+
+    @property
+    def timed_out(self) -> Cond:
+        """True when this job's last attempt timed out."""
+        return self.status == JobState.TIMED_OUT.value
 
     @property
     def skipped(self) -> Cond:
         return self.status == JobState.SKIPPED.value
+
+    @property
+    def error(self) -> Ref:
+        """This job's error once it failed (``error["message"]``); missing otherwise."""
+        return Ref({"ref": ["jobs", self.name, "error"]})
+
+    @property
+    def error_type(self) -> Ref:
+        """The type of this job's error once it failed: ``charge.error_type == "CardDeclined"``.
+
+        For a Python body it is the exception's class name; a timed-out attempt's is ``Timeout``.
+        Missing (so ``==`` is false) unless the job failed.
+        """
+        return Ref({"ref": ["jobs", self.name, "error", "type"]})
+
+    def failed_with(self, *error_types: str) -> Cond:
+        """True when this job failed with one of ``error_types``: ``charge.failed_with("CardDeclined")``."""
+        if not error_types or not all(isinstance(t, str) and t for t in error_types):
+            raise TypeError(
+                f"job {self.name!r}: failed_with() takes one or more error type names, got {error_types!r}"
+            )
+        if len(error_types) == 1:
+            return self.error_type == error_types[0]
+        return self.error_type.is_in(list(error_types))
 
 
 def _accepts_two_positionals(fn: Body) -> bool:
@@ -223,3 +275,16 @@ def _fn_name(fn: Body) -> str:
     if not callable(fn):
         raise TypeError(f"@job decorates a function, got {fn!r}")
     return str(getattr(fn, "__name__", type(fn).__name__))
+
+
+def always(job: Job) -> Job:
+    """``job`` as a step that runs once its needs have finished, *whatever* their outcome.
+
+    ``load >> always(cleanup)``: ``cleanup`` runs after ``load`` succeeded, failed, timed out or was
+    skipped. It does not handle anything: if ``load`` failed, ``cleanup`` still runs and the run still
+    ends ``failed`` (after ``cleanup`` finished). Airflow calls this trigger rule ``all_done``.
+    """
+    if not isinstance(job, Job):
+        hint = " (decorate the function with @job)" if callable(job) else ""
+        raise TypeError(f"always() takes one job, got {job!r} ({type(job).__name__}){hint}")
+    return job._replace(run_on=RunOn.ALL_DONE)

@@ -13,23 +13,39 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from flowkit.conditions import evaluate
-from flowkit.vocab import FAILED_STATES, JOB_TERMINAL_STATES, JobState, RunStatus
+from flowkit.vocab import FAILED_STATES, JOB_TERMINAL_STATES, JobState, RunOn, RunStatus
 
-__all__ = ["Decision", "condition_context", "current_phase", "decide", "job_specs", "outcome"]
+__all__ = [
+    "Decision",
+    "condition_context",
+    "current_phase",
+    "decide",
+    "failure_taken",
+    "is_always",
+    "job_specs",
+    "outcome",
+]
 
 Doc = Mapping[str, Any]
 
 TERMINAL: Final = JOB_TERMINAL_STATES
 FAILED: Final = FAILED_STATES
 _SATISFIED: Final = frozenset({JobState.SUCCEEDED, JobState.SKIPPED})
+_NOT_TAKEN: Final = frozenset({JobState.SKIPPED, JobState.CANCELLED})
+"""States of a failure path that did not (and will not) run."""
 
 
 @dataclass(frozen=True)
 class Decision:
-    """Pending jobs whose needs are satisfied, split by their condition."""
+    """Pending jobs whose needs are satisfied, split by their condition.
+
+    ``drain``: the run is failing and still has ``always`` jobs to run; store that first
+    (``Store.start_draining``) and decide again on the document it returns.
+    """
 
     claim: list[str] = field(default_factory=list)
     skip: list[str] = field(default_factory=list)
+    drain: bool = False
 
 
 def job_specs(run: Doc) -> list[Mapping[str, Any]]:
@@ -38,19 +54,64 @@ def job_specs(run: Doc) -> list[Mapping[str, Any]]:
     return specs
 
 
-def _satisfied(spec: Mapping[str, Any], state: str) -> bool:
+def is_always(spec: Mapping[str, Any]) -> bool:
+    """Whether the job runs once its needs finished in any state (``always(job)``)."""
+    return spec.get("run_on") == RunOn.ALL_DONE
+
+
+def failure_taken(run: Doc, spec: Mapping[str, Any]) -> bool | None:
+    """For a failed job: was a failure path taken? ``True``, ``False`` (none can be), ``None`` (undecided).
+
+    A failure path is a job listed in ``handled_by`` (its condition can only hold because this job
+    failed). The failure is handled once one of them was claimed, and counts once all of them were
+    skipped or cancelled. A document without ``handled_by`` treats ``failure_handled`` as handled.
+    """
+    if not spec.get("failure_handled", False):
+        return False
+    handlers = spec.get("handled_by")
+    if handlers is None:
+        return True
+    jobs = run["jobs"]
+    undecided = False
+    for name in handlers:
+        state = jobs[name]["state"] if name in jobs else JobState.SKIPPED
+        if state == JobState.PENDING:
+            undecided = True
+        elif state not in _NOT_TAKEN:
+            return True
+    return None if undecided else False
+
+
+def _failing(run: Doc, specs: Mapping[str, Mapping[str, Any]]) -> bool:
+    """Whether a job failed and no failure path was (or can still be) taken for it."""
+    return any(
+        job["state"] in FAILED and failure_taken(run, specs.get(name, {})) is False
+        for name, job in run["jobs"].items()
+    )
+
+
+def _satisfied(run: Doc, name: str, need: str, specs: Mapping[str, Mapping[str, Any]], state: str) -> bool:
     if state in _SATISFIED:
         return True
-    return state in FAILED and bool(spec.get("failure_handled", False))
+    if state not in FAILED:
+        return False
+    spec = specs.get(need, {})
+    handlers = spec.get("handled_by")
+    if handlers is not None and name in handlers:
+        return bool(spec.get("failure_handled", False))  # a failure path decides on its own condition
+    return failure_taken(run, spec) is True
 
 
 def condition_context(run: Doc) -> dict[str, Any]:
-    """What a condition sees: the run input, and each job's status (and output once it succeeded)."""
+    """What a condition sees: the run input, each job's status, its output once it succeeded and its
+    error once it failed."""
     jobs: dict[str, dict[str, Any]] = {}
     for name, job in run["jobs"].items():
         view: dict[str, Any] = {"status": job["state"]}
         if job["state"] == JobState.SUCCEEDED:
             view["output"] = job.get("output")
+        elif job["state"] in FAILED and job.get("error") is not None:
+            view["error"] = job["error"]
         jobs[name] = view
     return {"input": run.get("input") or {}, "jobs": jobs}
 
@@ -58,22 +119,48 @@ def condition_context(run: Doc) -> dict[str, Any]:
 def decide(run: Doc) -> Decision:
     """Rule 3: every pending job whose needs are satisfied, to claim (condition true) or to skip.
 
-    Nothing is ready on a run that has ended, or that this snapshot shows must fail.
+    Nothing is ready on a run that has ended. On a run that this snapshot shows failing, only
+    ``always`` jobs are: once the run is marked draining, an ``always`` job is ready when each need is
+    terminal or can never run (a pending job that is not ``always``).
     """
-    if run.get("status", RunStatus.RUNNING) != RunStatus.RUNNING or outcome(run) == RunStatus.FAILED:
+    if run.get("status", RunStatus.RUNNING) != RunStatus.RUNNING:
         return Decision()
     jobs = run["jobs"]
     specs = {spec["name"]: spec for spec in job_specs(run)}
+    failing = _failing(run, specs)
+    if failing:
+        if not any(is_always(specs[n]) and j["state"] not in TERMINAL for n, j in jobs.items() if n in specs):
+            return Decision()
+        if not run.get("draining", False):
+            return Decision(drain=True)
     decision = Decision()
     context: dict[str, Any] | None = None
     for name, spec in specs.items():
         job = jobs.get(name)
         if job is None or job["state"] != JobState.PENDING:
             continue
-        if not all(
-            need in jobs and _satisfied(specs.get(need, {}), jobs[need]["state"])
-            for need in spec.get("needs", ())
-        ):
+        always = is_always(spec)
+        if failing and not always:
+            continue
+        if always:
+            ready = all(
+                need in jobs
+                and (
+                    jobs[need]["state"] in TERMINAL
+                    or (
+                        failing
+                        and jobs[need]["state"] == JobState.PENDING
+                        and not is_always(specs.get(need, {}))
+                    )
+                )
+                for need in spec.get("needs", ())
+            )
+        else:
+            ready = all(
+                need in jobs and _satisfied(run, name, need, specs, jobs[need]["state"])
+                for need in spec.get("needs", ())
+            )
+        if not ready:
             continue
         condition = spec.get("condition")
         if condition is None:
@@ -86,15 +173,17 @@ def decide(run: Doc) -> Decision:
 
 
 def outcome(run: Doc) -> RunStatus | None:
-    """Rule 5: ``failed`` as soon as a job failed unhandled, ``succeeded`` once every job is terminal."""
+    """Rule 5: ``failed`` once a job failed unhandled and no ``always`` job is left to run;
+    ``succeeded`` once every job is terminal."""
     specs = {spec["name"]: spec for spec in job_specs(run)}
     all_terminal = True
+    always_left = False
     for name, job in run["jobs"].items():
-        state = job["state"]
-        if state in FAILED and not specs.get(name, {}).get("failure_handled", False):
-            return RunStatus.FAILED
-        if state not in TERMINAL:
+        if job["state"] not in TERMINAL:
             all_terminal = False
+            always_left = always_left or is_always(specs.get(name, {}))
+    if _failing(run, specs):
+        return None if always_left else RunStatus.FAILED
     return RunStatus.SUCCEEDED if all_terminal else None
 
 

@@ -251,6 +251,10 @@ class Runtime:
         seen: set[str] = set()
         while run.get("status") == RunStatus.RUNNING:
             decision = engine.decide(run)
+            if decision.drain:
+                # Rule 9: failing, with always jobs left: nothing else may start from now on.
+                run = self._drain(run["_id"])
+                continue
             specs = {spec["name"]: spec for spec in engine.job_specs(run)}
             progressed = False
             for name in decision.claim:
@@ -275,6 +279,15 @@ class Runtime:
                 break
         return run, claimed, skipped
 
+    def _drain(self, run_id: str) -> Doc:
+        """Mark the run draining; the run after (or as it is, if it ended meanwhile)."""
+        after = self._read(
+            run_id, lambda projection: self.store.start_draining(run_id, projection=projection)
+        ) or self._read(run_id, lambda projection: self.store.get_run(run_id, projection=projection))
+        if after is None:
+            raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
+        return after
+
     def _skip(self, run_id: str, name: str, attempt: int) -> Doc | None:
         return self._read(
             run_id, lambda projection: self.store.skip(run_id, name, attempt, projection=projection)
@@ -284,7 +297,7 @@ class Runtime:
         """Claim one job and start it: ``(claimed, run after a recorded dispatch failure or None)``."""
         run_id, name = run["_id"], spec["name"]
         attempt = run["jobs"][name]["attempt"] + 1
-        if not self.store.claim(run_id, name, attempt - 1):
+        if not self.store.claim(run_id, name, attempt - 1, always=engine.is_always(spec)):
             return False, None  # someone else claimed it, or the run has ended
         try:
             payload = build_payload(run, spec, attempt, limit=self.payload_limit)

@@ -59,7 +59,7 @@ OPEN_STATES: Final = vocab.OPEN_STATES
 FIXED_FIELDS: Final = ("workflow", "config", "input")
 IDENTITY: Final = ("version", "created_at")
 # What a handler reads of a run it has cached: the fields that change, plus the identity check.
-LIVE_FIELDS: Final = ("status", "phase_index", "jobs", *IDENTITY)
+LIVE_FIELDS: Final = ("status", "phase_index", "jobs", "draining", *IDENTITY)
 
 
 def now() -> datetime:
@@ -337,16 +337,24 @@ class Store:
             return_document=ReturnDocument.AFTER,
         )
 
-    def claim(self, run_id: str, job: str, attempt: int, *, at: datetime | None = None) -> bool:
-        """Rule 4: ``pending`` at ``attempt`` of a running run -> ``dispatched`` at ``attempt + 1``."""
+    def claim(
+        self, run_id: str, job: str, attempt: int, *, at: datetime | None = None, always: bool = False
+    ) -> bool:
+        """Rule 4: ``pending`` at ``attempt`` of a running run -> ``dispatched`` at ``attempt + 1``.
+
+        Only an ``always`` job may be claimed once the run is draining (rule 9).
+        """
         prefix = f"jobs.{job}"
+        condition: Doc = {
+            "_id": run_id,
+            "status": RunStatus.RUNNING,
+            f"{prefix}.state": JobState.PENDING,
+            f"{prefix}.attempt": attempt,
+        }
+        if not always:
+            condition["draining"] = {"$in": [None, False]}  # absent (MongoDB: null matches it) or false
         result = self.runs.update_one(
-            {
-                "_id": run_id,
-                "status": RunStatus.RUNNING,
-                f"{prefix}.state": JobState.PENDING,
-                f"{prefix}.attempt": attempt,
-            },
+            condition,
             {
                 "$set": {f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.dispatched_at": at or now()},
                 "$inc": {f"{prefix}.attempt": 1},
@@ -396,6 +404,18 @@ class Store:
             {"_id": run_id, f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.attempt": attempt},
             {"$set": {f"{prefix}.state": JobState.RUNNING, f"{prefix}.started_at": at or now()}},
             projection={"workflow": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def start_draining(self, run_id: str, *, projection: Mapping[str, Any] | None = None) -> Doc | None:
+        """Rule 9: mark a running run as failing with ``always`` jobs left; the run after, or None.
+
+        From then on only ``always`` jobs are claimed, so the others can never start.
+        """
+        return self.runs.find_one_and_update(
+            {"_id": run_id, "status": RunStatus.RUNNING},
+            {"$set": {"draining": True}},
+            projection=projection,
             return_document=ReturnDocument.AFTER,
         )
 

@@ -65,7 +65,7 @@ def test_json_booleans_are_not_numbers() -> None:
         ({"op": "__import__", "args": []}, "unknown operator '__import__'"),
         ({"op": "eq", "args": [MODE]}, "takes 2 arguments, got 1"),
         ({"ref": ["env", "HOME"]}, "must start with 'input' or 'jobs'"),
-        ({"ref": ["jobs", "x", "secret"]}, "['jobs', <name>, 'output'|'status', ...]"),
+        ({"ref": ["jobs", "x", "secret"]}, "['jobs', <name>, 'output'|'status'|'error', ...]"),
         ({"const": float("nan")}, "is not JSON"),
         ({"ref": ["input"], "const": 1}, "a node is"),
     ],
@@ -80,7 +80,7 @@ def test_references_and_text() -> None:
     node = op(
         "and",
         op("gt", ROWS, const(0)),
-        op("not", op("eq", {"ref": ["jobs", "charge", "status"]}, const("failed"))),
+        op("not", op("in", {"ref": ["jobs", "charge", "status"]}, const(["failed", "timed_out"]))),
     )
     assert referenced_jobs(node) == {"extract", "charge"}
     assert status_referenced_jobs(node) == {"charge"}
@@ -109,7 +109,7 @@ def test_builders_produce_the_ast() -> None:
     assert cond.ast == op(
         "and",
         op("gt", ROWS, const(0)),
-        op("not", op("eq", {"ref": ["jobs", "charge", "status"]}, const("failed"))),
+        op("not", op("in", {"ref": ["jobs", "charge", "status"]}, const(["failed", "timed_out"]))),
     )
     assert to_text(cond.ast) == "extract.output.rows > 0 and not charge.failed"
     assert (input["mode"] == "full").ast == op("eq", MODE, const("full"))

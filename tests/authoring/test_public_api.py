@@ -15,6 +15,7 @@ def test_public_names_are_pinned() -> None:
         "InvalidWorkflow",
         "Notify",
         "Retry",
+        "always",
         "compile",
         "input",
         "job",

@@ -123,6 +123,7 @@ class World:
     outcomes: Mapping[str, str] = field(default_factory=dict)  # job -> "success" | "fail" (default success)
     outputs: Mapping[str, Any] = field(default_factory=dict)
     payload_limit: int | None = None
+    error_types: Mapping[str, str] = field(default_factory=dict)  # job -> error type of "fail" (ValueError)
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -166,7 +167,9 @@ class World:
         run_id, name, attempt = dispatch
         self.reporter.started(run_id, name, attempt)
         if self.outcomes.get(name, "success") == "fail":
-            self.reporter.failed(run_id, name, attempt, "ValueError", f"{name} broke")
+            self.reporter.failed(
+                run_id, name, attempt, self.error_types.get(name, "ValueError"), f"{name} broke"
+            )
         else:
             self.reporter.succeeded(run_id, name, attempt, self.outputs.get(name, {"job": name}))
 
