@@ -359,7 +359,7 @@ def to_text(node: Node) -> str:
         if op in ("eq", "ne") and path[2] == "status" and isinstance(const, str) and const in _STATUS_WORDS:
             word = const
         elif op in ("in", "not_in") and path[2] == "status" and const == list(_FAILED_STATES):
-            word = "failed"
+            word = JobState.FAILED.value  # the shorthand `job.failed`
         if word is not None:
             text = f"{path[1]}.{word}"
             return text if op in ("eq", "in") else f"not {text}"
