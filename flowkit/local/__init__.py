@@ -13,10 +13,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from flowkit.local.environment import LocalEnvironment
     from flowkit.local.mocks import Mocks, Outcome, failure, load_mock_file, success
-    from flowkit.local.runner import LocalRun, RunLocation, run_workflow
+    from flowkit.local.result import LocalRun, RunLocation
+    from flowkit.local.runner import run_workflow
 
 __all__ = [
+    "LocalEnvironment",
     "LocalRun",
     "Mocks",
     "Outcome",
@@ -28,8 +31,9 @@ __all__ = [
 ]
 
 _LAZY = {
-    "LocalRun": "flowkit.local.runner",
-    "RunLocation": "flowkit.local.runner",
+    "LocalEnvironment": "flowkit.local.environment",
+    "LocalRun": "flowkit.local.result",
+    "RunLocation": "flowkit.local.result",
     "run_workflow": "flowkit.local.runner",
     "Mocks": "flowkit.local.mocks",
     "Outcome": "flowkit.local.mocks",

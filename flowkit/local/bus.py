@@ -134,6 +134,25 @@ class EventBus:
             return list(self._dead)
 
     @property
+    def chaos(self) -> int | None:
+        """The chaos seed of the deliveries planned from now on (None: in order, once each)."""
+        return self._chaos
+
+    @chaos.setter
+    def chaos(self, seed: int | None) -> None:
+        self._chaos = seed
+
+    def pop_run(self, run_id: str) -> tuple[list[dict[str, Any]], list[DeadLetter]]:
+        """Remove and return the events and dead letters of one run: a reused bus forgets finished runs."""
+        prefix = f"{run_id}/"
+        with self._lock:
+            events = [doc for doc in self._events if doc.get("run_id") == run_id]
+            dead = [letter for letter in self._dead if letter.key.startswith(prefix)]
+            self._events = [doc for doc in self._events if doc.get("run_id") != run_id]
+            self._dead = [letter for letter in self._dead if not letter.key.startswith(prefix)]
+        return events, dead
+
+    @property
     def deliveries(self) -> int:
         """Handler invocations made so far (retries and chaos duplicates included)."""
         with self._lock:

@@ -5,6 +5,9 @@ Lambda dispatcher. A job run does what a business Lambda does with the job-side 
 ``started``, call the body with the dispatch payload as the event, then report ``success`` with the
 returned output or ``failed`` with the exception's class name and message. Parallel jobs run in
 parallel, one pool thread each.
+
+One dispatcher serves many runs (``flowkit.local.environment.LocalEnvironment``): ``register`` gives a
+run its bodies and mocks, looked up by the payload's ``run_id``; ``forget`` drops them when it is over.
 """
 
 from __future__ import annotations
@@ -37,15 +40,15 @@ class LocalDispatcher:
     def __init__(
         self,
         reporter: Reporter,
-        bodies: Mapping[str, Body],
+        bodies: Mapping[str, Body] | None = None,
         mocks: Mocks | None = None,
         *,
         workers: int = 16,
         activity: Activity | None = None,
     ) -> None:
         self._reporter = reporter
-        self._bodies = dict(bodies)
-        self._mocks = mocks or Mocks()
+        self._default: tuple[dict[str, Body], Mocks] = (dict(bodies or {}), mocks or Mocks())
+        self._runs: dict[str, tuple[dict[str, Body], Mocks]] = {}
         self._pool = DaemonPool(workers, "flowkit-job")
         self.activity = activity or Activity()
         self._lock = threading.Lock()
@@ -64,6 +67,15 @@ class LocalDispatcher:
         except RuntimeError as exc:  # the pool shut down between the check and the submit
             self.activity.done()
             raise DispatchError(f"job '{name}' cannot be started: {exc}", job=name) from exc
+
+    def register(self, run_id: str, bodies: Mapping[str, Body], mocks: Mocks | None = None) -> None:
+        """The bodies and mocks of the jobs of run ``run_id`` (before it starts)."""
+        with self._lock:
+            self._runs[run_id] = (dict(bodies), mocks or Mocks())
+
+    def forget(self, run_id: str) -> None:
+        with self._lock:
+            self._runs.pop(run_id, None)
 
     def close(self, *, wait: bool = True) -> None:
         with self._lock:
@@ -89,16 +101,18 @@ class LocalDispatcher:
             # A Lambda whose `started` report is rejected does not run its body either.
             logger.warning("job %s attempt %d not run: %s", name, attempt, exc)
             return
+        with self._lock:
+            bodies, mocks = self._runs.get(run_id, self._default)
         output: Any = None
         error: JobError | None = None
-        if name in self._mocks.outcomes:
-            outcome = self._mocks.outcome(name, attempt)
+        if name in mocks.outcomes:
+            outcome = mocks.outcome(name, attempt)
             if outcome.failure is not None:
                 error = outcome.failure.to_error()
             else:
                 output = outcome.success
         else:
-            body = self._mocks.bodies.get(name) or self._bodies.get(name)
+            body = mocks.bodies.get(name) or bodies.get(name)
             if body is None:  # the runner checks this before starting; kept as a clear failure
                 error = JobError(type="NoLocalBody", message=f"job '{name}' has no Python body or mock")
             else:

@@ -17,7 +17,7 @@ from flowkit.errors import MissingDependency
 from flowkit.vocab import JobState, RunStatus
 
 if TYPE_CHECKING:
-    from flowkit.local.runner import LocalRun
+    from flowkit.local.result import LocalRun
 
 __all__ = ["LiveDisplay", "render_summary"]
 

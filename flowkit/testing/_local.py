@@ -4,26 +4,49 @@
         run = flowkit_run(nightly_etl, input={"date": "2026-11-27"}, mocks={"extract": {"rows": 0}})
         assert run.jobs["load"].state == "skipped"
 
-The callable takes the same parameters as ``flowkit.local.runner.run_workflow`` and returns its
-``LocalRun``. Nothing heavy is imported until the fixture is used.
+The callable takes the parameters of ``flowkit.local.runner.run_workflow`` and returns its ``LocalRun``.
+Runs go through one ``LocalEnvironment`` per test session (``flowkit_environment``: an embedded store,
+a bus, a job pool, built once); a call that asks for its own store (``database=``, ``mongo_uri=``,
+``settings=``, ``workers=``) gets a one-run environment of its own. Nothing heavy is imported until a
+fixture is used.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from flowkit.local.runner import LocalRun
+    from flowkit.local.environment import LocalEnvironment
+    from flowkit.local.result import LocalRun
 
-__all__ = ["flowkit_run"]
+__all__ = ["flowkit_environment", "flowkit_run"]
+
+# run_workflow's options that belong to the environment, not to one run
+_OWN_ENVIRONMENT = ("database", "mongo_uri", "settings", "workers")
+
+
+@pytest.fixture(scope="session")
+def flowkit_environment() -> Iterator[LocalEnvironment]:
+    """One ``LocalEnvironment`` (embedded store) for the whole test session."""
+    from flowkit.local.environment import LocalEnvironment
+
+    with LocalEnvironment() as environment:
+        yield environment
 
 
 @pytest.fixture
-def flowkit_run() -> Callable[..., LocalRun]:
-    """``run_workflow`` itself: ``(workflow, input=None, *, mocks=None, chaos=None, ...) -> LocalRun``."""
+def flowkit_run(flowkit_environment: LocalEnvironment) -> Callable[..., LocalRun]:
+    """``(workflow, input=None, *, mocks=None, chaos=None, ...) -> LocalRun``, like ``run_workflow``."""
     from flowkit.local.runner import run_workflow
 
-    return run_workflow
+    def run(workflow: Any, input: Any = None, **options: Any) -> LocalRun:
+        if any(options.get(name) is not None for name in _OWN_ENVIRONMENT):
+            return run_workflow(workflow, input, **options)
+        for name in _OWN_ENVIRONMENT:
+            options.pop(name, None)
+        return flowkit_environment.run(workflow, input, **options)
+
+    return run

@@ -10,6 +10,7 @@ import flowkit.local
 
 def test_public_names() -> None:
     assert flowkit.local.__all__ == [
+        "LocalEnvironment",
         "LocalRun",
         "Mocks",
         "Outcome",

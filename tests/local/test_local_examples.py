@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 from _localrun import WORKFLOWS, example, outcome
 
+from flowkit.local.environment import LocalEnvironment
 from flowkit.local.mocks import failure
-from flowkit.local.runner import LocalRun, run_workflow
+from flowkit.local.runner import LocalRun
 
 # (example, input, mocks): every branch of every example at least once
 CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
@@ -23,9 +24,21 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 }
 
 
+@functools.cache
+def _environment() -> LocalEnvironment:
+    """One environment for every run of this module (closed by ``_close_the_environment``)."""
+    return LocalEnvironment()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _close_the_environment() -> Any:
+    yield
+    _environment().close()
+
+
 def _run(case: str, chaos: int | None = None) -> LocalRun:
     name, data, mocks = CASES[case]
-    return run_workflow(example(name), data, mocks=mocks, chaos=chaos, timeout=30)
+    return _environment().run(example(name), data, mocks=mocks, chaos=chaos, timeout=30)
 
 
 @functools.cache
@@ -131,7 +144,7 @@ def test_chaos_ends_in_the_same_state(case: str, seed: int) -> None:
 
 
 def test_an_unhandled_mocked_failure_fails_the_run_and_dispatches_nothing_after_it(states: Any) -> None:
-    run = run_workflow(
+    run = _environment().run(
         example("nightly_etl"), {"date": "2026-11-27"}, mocks={"extract": failure("SourceDown", "db offline")}
     )
 
