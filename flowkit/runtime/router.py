@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from flowkit.errors import FlowkitError, RejectedReport
+from flowkit.errors import ConfigError, RejectedReport
 from flowkit.runtime.destinations import REPORTED_MARKER
 from flowkit.runtime.report import Reporter, reported
 from flowkit.vocab import EventStatus
@@ -48,13 +48,13 @@ class Registry:
                 if isinstance(value, Workflow):
                     self.bodies.setdefault(value.name, {}).update(value.bodies())
         if not self.bodies:
-            raise FlowkitError(f"no workflow found in {', '.join(modules) or '(no modules)'}")
+            raise ConfigError(f"no workflow found in {', '.join(modules) or '(no modules)'}")
 
     @classmethod
     def from_setting(cls, value: str | None) -> Registry:
         modules = [part.strip() for part in (value or "").split(",") if part.strip()]
         if not modules:
-            raise FlowkitError(
+            raise ConfigError(
                 "the job router needs FLOWKIT_WORKFLOW_MODULES: the modules holding your workflows, "
                 "e.g. 'workflows.nightly_etl'"
             )
