@@ -23,7 +23,7 @@ from typing import Any
 from flowkit import compile, job, parallel, sequence, workflow
 from flowkit.compiler import _gc_paused, build_document
 from flowkit.dsl import Job, Node, Workflow
-from flowkit.validate import validate_document
+from flowkit.validation import validate_document
 
 
 def _body(event: Any, context: Any = None) -> None:

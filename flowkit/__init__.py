@@ -13,7 +13,7 @@ The authoring API::
         return extract >> when(extract.output["rows"] > 0, then=load)
 
 ``compile(workflow)`` returns the ``WorkflowDocument`` (``InvalidWorkflow`` lists every problem);
-``flowkit.validate.validate(workflow_or_document)`` returns a ``Report`` without raising.
+``validate(workflow_or_document)`` returns a ``Report`` (``flowkit.validation``) without raising.
 
 The authoring names are imported lazily: the Lambda runtime imports ``flowkit.runtime`` and must not
 pay for (or even load) the DSL, the compiler or networkx.
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from flowkit.errors import FlowkitError, InvalidWorkflow
 
 if TYPE_CHECKING:
-    from flowkit.compiler import compile
+    from flowkit.compiler import compile, validate
     from flowkit.dsl import Defaults, Notify, Retry, always, input, job, parallel, sequence, when, workflow
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "job",
     "parallel",
     "sequence",
+    "validate",
     "when",
     "workflow",
 ]
@@ -59,12 +60,11 @@ _LAZY = {
     "when": "flowkit.dsl",
     "workflow": "flowkit.dsl",
     "compile": "flowkit.compiler",
+    "validate": "flowkit.compiler",
 }
 
 
 def __getattr__(name: str) -> Any:
-    if name == "validate":  # the module: flowkit.validate.validate(...)
-        return importlib.import_module("flowkit.validate")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'flowkit' has no attribute {name!r}")

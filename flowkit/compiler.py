@@ -22,7 +22,7 @@ How a composition becomes a document:
 - Jobs are listed by phase, then in declaration order. ``version`` is ``content_version`` of the dump.
 
 Problems that only exist in the DSL (a job object used twice, an empty ``parallel()``, a body-less
-job without target, ...) are collected here; graph problems come from ``flowkit.validate``. ``compile``
+job without target, ...) are collected here; graph problems come from ``flowkit.validation``. ``compile``
 reports all of them at once in ``InvalidWorkflow.problems``.
 """
 
@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from flowkit.conditions import failure_paths
 from flowkit.document import SCHEMA_VERSION, RetryPolicy, WorkflowDocument, content_version
 from flowkit.dsl.job import Job
-from flowkit.dsl.nodes import Node, Parallel, Sequence, When
+from flowkit.dsl.nodes import Node, Parallel, Serial, When
 from flowkit.dsl.options import Retry, seconds
 from flowkit.dsl.workflow import Workflow, iter_jobs
 from flowkit.errors import InvalidWorkflow
@@ -47,9 +47,9 @@ from flowkit.naming import FUNCTION_NAME_LIMIT, function_name
 from flowkit.vocab import DEFAULT_NOTIFY_ON, NOTIFY_KINDS
 
 if TYPE_CHECKING:
-    from flowkit.validate import Report
+    from flowkit.validation import Report
 
-__all__ = ["compile", "compile_with_report"]
+__all__ = ["compile", "compile_with_report", "validate"]
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class _Builder:
     seen: dict[int, Job] = field(default_factory=dict)
 
     def build(self, root: Node) -> tuple[list[dict[str, Any]], list[_Entry]]:
-        stages = root.items if isinstance(root, Sequence) else (root,)
+        stages = root.items if isinstance(root, Serial) else (root,)
         if not stages:
             self.problems.append(f"workflow {self.workflow.name!r}: empty sequence() (it has no jobs)")
         phases: list[dict[str, Any]] = []
@@ -103,13 +103,13 @@ class _Builder:
         """Add the jobs of ``node`` after ``upstream``; return the tails the next stage must wait for."""
         if isinstance(node, Job):
             return self.add_job(node, upstream, guards, phase)
-        if isinstance(node, Sequence | Parallel) and not node.items:
-            kind = "sequence" if isinstance(node, Sequence) else "parallel"
+        if isinstance(node, Serial | Parallel) and not node.items:
+            kind = "sequence" if isinstance(node, Serial) else "parallel"
             self.problems.append(
                 f"workflow {self.workflow.name!r}: empty {kind}() {_where(upstream)}: give it at least one job"
             )
             return upstream
-        if isinstance(node, Sequence):
+        if isinstance(node, Serial):
             tails = upstream
             for item in node.items:
                 tails = self.visit(item, tails, guards, phase)
@@ -324,13 +324,22 @@ def _gc_paused() -> Iterator[None]:
 
 
 def compile_with_report(workflow: Workflow) -> tuple[WorkflowDocument, Report]:
-    """Compile without raising: the document and a ``flowkit.validate.Report`` with every problem."""
-    from flowkit.validate import Report, validate_document  # networkx only when compiling
+    """Compile without raising: the document and a ``flowkit.validation.Report`` with every problem."""
+    from flowkit.validation import Report, validate_document
 
     with _gc_paused():
         doc, problems = build_document(workflow)
         report = validate_document(doc)
     return doc, Report(errors=sorted(set(problems) | set(report.errors)), warnings=report.warnings)
+
+
+def validate(target: WorkflowDocument | Workflow) -> Report:  # the public verb
+    """Validate a compiled document, or a workflow (DSL problems included); never raises for problems."""
+    if isinstance(target, WorkflowDocument):
+        from flowkit.validation import validate_document
+
+        return validate_document(target)
+    return compile_with_report(target)[1]
 
 
 def compile(workflow: Workflow) -> WorkflowDocument:  # the public verb

@@ -46,7 +46,7 @@ def _json_documents(target: str) -> list[WorkflowDocument] | None:
     from pydantic import ValidationError
 
     from flowkit.document import WorkflowDocument, content_version
-    from flowkit.validate import validate_document
+    from flowkit.validation import validate_document
 
     path = Path(target)
     if path.is_dir():

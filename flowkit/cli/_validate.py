@@ -30,7 +30,7 @@ def _results(target: str) -> list[tuple[WorkflowDocument, Any]]:
 
         return compile_target(target)
     from flowkit.document import WorkflowDocument
-    from flowkit.validate import validate_document
+    from flowkit.validation import validate_document
 
     path = Path(target)
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flowkit.dsl.expressions import Cond, Ref, input
 from flowkit.dsl.job import Job, always, job
-from flowkit.dsl.nodes import Node, Parallel, Sequence, When, parallel, sequence, when
+from flowkit.dsl.nodes import Node, Parallel, Serial, When, parallel, sequence, when
 from flowkit.dsl.options import Defaults, Notify, Retry
 from flowkit.dsl.workflow import Workflow, workflow
 
@@ -20,7 +20,7 @@ __all__ = [
     "Parallel",
     "Ref",
     "Retry",
-    "Sequence",
+    "Serial",
     "When",
     "Workflow",
     "always",

@@ -11,7 +11,7 @@ from typing import Any
 
 from flowkit.dsl.expressions import Cond, Ref, as_condition
 
-__all__ = ["Node", "Parallel", "Sequence", "When", "parallel", "sequence", "when"]
+__all__ = ["Node", "Parallel", "Serial", "When", "parallel", "sequence", "when"]
 
 
 class Node:
@@ -24,7 +24,7 @@ class Node:
             f"{type(self).__name__} is immutable: compose a new value (job.named(...), a >> b, ...) instead"
         )
 
-    def __rshift__(self, other: object) -> Sequence:
+    def __rshift__(self, other: object) -> Serial:
         if not isinstance(other, Node):
             return NotImplemented
         return sequence(self, other)
@@ -42,8 +42,10 @@ def _node(value: object, *, where: str) -> Node:
     raise TypeError(f"{where} expects jobs or compositions, got {value!r} ({type(value).__name__}){hint}")
 
 
-class Sequence(Node):
-    """Stages that run one after another.
+class Serial(Node):
+    """Stages that run one after another: what ``sequence(...)`` and ``a >> b`` build.
+
+    (Named ``Serial``, the pair of ``Parallel``, so that it never shadows ``collections.abc.Sequence``.)
 
     A sequence keeps the parts it was built from (nested sequences unflattened) and flattens them
     once, on the first read of ``items``: so ``a >> b >> c >> ...`` links each new sequence to the
@@ -71,13 +73,13 @@ class Sequence(Node):
         return f"sequence({', '.join(map(repr, self.items))})"
 
 
-def _flatten(root: Sequence) -> tuple[Node, ...]:
-    """The stages of ``root`` in order, every nested ``Sequence`` expanded (iteratively: chains are deep)."""
+def _flatten(root: Serial) -> tuple[Node, ...]:
+    """The stages of ``root`` in order, every nested ``Serial`` expanded (iteratively: chains are deep)."""
     out: list[Node] = []
     stack: list[Node] = list(reversed(root._parts))
     while stack:
         node = stack.pop()
-        if isinstance(node, Sequence):
+        if isinstance(node, Serial):
             if node._flat is not None:
                 out.extend(node._flat)
             else:
@@ -117,14 +119,14 @@ class When(Node):
         return f"when({self.condition!r}, then={self.then!r}, otherwise={self.otherwise!r})"
 
 
-def sequence(*items: Node) -> Sequence:
+def sequence(*items: Node) -> Serial:
     """Run ``items`` one after another. Nested sequences are flattened: ``a >> b >> c`` is one sequence.
 
     The operands are kept as given (never copied): flattening happens once, when the stages are read.
     """
     for i, item in enumerate(items):
         _node(item, where=f"sequence() argument {i + 1}")
-    return Sequence(items)
+    return Serial(items)
 
 
 def parallel(*items: Node) -> Parallel:

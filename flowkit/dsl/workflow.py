@@ -7,17 +7,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, overload
 
 from flowkit.dsl.job import Body, Job
-from flowkit.dsl.nodes import Node, Parallel, Sequence, When
+from flowkit.dsl.nodes import Node, Parallel, Serial, When
 from flowkit.dsl.options import Defaults, Notify
 
 if TYPE_CHECKING:
-    from flowkit.document import WorkflowDocument
+    pass
 
 __all__ = ["Workflow", "iter_jobs", "workflow"]
 
 
 class Workflow:
-    """A workflow definition. ``compile()`` turns it into a ``WorkflowDocument``."""
+    """A workflow definition. ``flowkit.compile(workflow)`` turns it into a ``WorkflowDocument``."""
 
     __slots__ = ("builder", "defaults", "description", "name", "notify")
 
@@ -75,12 +75,6 @@ class Workflow:
         """Compiled job name -> Python body; body-less jobs are absent. Call as ``body(event, context)``."""
         return {j.name: j.fn for j in iter_jobs(self.build()) if j.fn is not None}
 
-    def compile(self) -> WorkflowDocument:
-        """Same as ``flowkit.compile(self)``."""
-        from flowkit.compiler import compile
-
-        return compile(self)
-
 
 def iter_jobs(node: Node) -> Any:
     """Yield the jobs of a composition in declaration order."""
@@ -89,7 +83,7 @@ def iter_jobs(node: Node) -> Any:
         current = stack.pop()
         if isinstance(current, Job):
             yield current
-        elif isinstance(current, Sequence | Parallel):
+        elif isinstance(current, Serial | Parallel):
             stack.extend(reversed(current.items))
         elif isinstance(current, When):
             if current.otherwise is not None:

@@ -432,4 +432,4 @@ def job_router(event: Mapping[str, Any], context: Any = None) -> Any:
     """Run the ``@job`` body the payload names, reporting for it (``flowkit.runtime.router``)."""
     from flowkit.runtime.router import route
 
-    return route(event, context)
+    return route(event, context, settings=default_settings)

@@ -21,12 +21,15 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowkit.errors import ConfigError, RejectedReport
 from flowkit.runtime.destinations import REPORTED_MARKER
 from flowkit.runtime.report import Reporter, reported
 from flowkit.vocab import EventStatus
+
+if TYPE_CHECKING:
+    from flowkit.runtime.config import Settings
 
 __all__ = ["Registry", "route"]
 
@@ -69,26 +72,41 @@ _reporter: Reporter | None = None
 _lock = threading.Lock()
 
 
-def _container() -> tuple[Registry, Reporter]:
+def _settings_from_env() -> Settings:
+    from flowkit.runtime.config import Settings, resolve_secrets
+
+    return resolve_secrets(Settings.from_env())
+
+
+def _container(settings_of: Callable[[], Settings] | None = None) -> tuple[Registry, Reporter]:
+    """The container's registry and reporter, built once from ``settings_of()`` (default: the environment)."""
     global _registry, _reporter
     if _registry is None or _reporter is None:
         with _lock:
             if _registry is None or _reporter is None:
-                from flowkit.runtime.handlers import default_settings
                 from flowkit.runtime.store import Store
 
-                settings = default_settings()
+                settings = (settings_of or _settings_from_env)()
                 _registry = Registry.from_setting(settings.workflow_modules)
                 _reporter = Reporter(Store.from_settings(settings))
     return _registry, _reporter
 
 
 def route(
-    event: Any, context: Any = None, *, registry: Registry | None = None, reporter: Reporter | None = None
+    event: Any,
+    context: Any = None,
+    *,
+    registry: Registry | None = None,
+    reporter: Reporter | None = None,
+    settings: Callable[[], Settings] | None = None,
 ) -> dict[str, Any]:
-    """Run the body ``event`` names and report it; returns ``{"flowkit_reported": True, ...}``."""
+    """Run the body ``event`` names and report it; returns ``{"flowkit_reported": True, ...}``.
+
+    ``settings`` gives the container's settings when the registry and reporter are built (the Lambda
+    entry point ``flowkit.runtime.handlers.job_router`` passes its own, secrets already read).
+    """
     if registry is None or reporter is None:
-        default_registry, default_reporter = _container()
+        default_registry, default_reporter = _container(settings)
         registry, reporter = registry or default_registry, reporter or default_reporter
     if not isinstance(event, Mapping) or not all(k in event for k in ("run_id", "job", "attempt")):
         raise RejectedReport("the job router receives a flowkit job payload (run_id, workflow, job, attempt)")

@@ -10,7 +10,7 @@ from dsl_builders import build, trees
 from hypothesis import HealthCheck, given, settings
 
 from flowkit import compile, workflow
-from flowkit.dsl import Job, Node, Parallel, Sequence, When
+from flowkit.dsl import Job, Node, Parallel, Serial, When
 
 
 def names(node: Node) -> set[str]:
@@ -18,7 +18,7 @@ def names(node: Node) -> set[str]:
         return {node.name}
     if isinstance(node, When):
         return names(node.then) | (names(node.otherwise) if node.otherwise is not None else set())
-    assert isinstance(node, Sequence | Parallel)
+    assert isinstance(node, Serial | Parallel)
     return set().union(*(names(item) for item in node.items))
 
 
@@ -26,7 +26,7 @@ def ordering_constraints(node: Node) -> tuple[list[tuple[str, str]], list[tuple[
     """(must precede, must be independent) pairs implied by the composition."""
     before: list[tuple[str, str]] = []
     apart: list[tuple[str, str]] = []
-    if isinstance(node, Sequence):
+    if isinstance(node, Serial):
         for i, first in enumerate(node.items):
             for later in node.items[i + 1 :]:
                 before += [(a, b) for a in names(first) for b in names(later)]
@@ -36,7 +36,7 @@ def ordering_constraints(node: Node) -> tuple[list[tuple[str, str]], list[tuple[
     if isinstance(node, When) and node.otherwise is not None:
         apart += [(a, b) for a in names(node.then) for b in names(node.otherwise)]
     children: list[Node] = []
-    if isinstance(node, Sequence | Parallel):
+    if isinstance(node, Serial | Parallel):
         children = list(node.items)
     elif isinstance(node, When):
         children = [node.then] + ([node.otherwise] if node.otherwise is not None else [])

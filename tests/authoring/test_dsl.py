@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from flowkit import Defaults, Notify, Retry, job, parallel, sequence, when, workflow
-from flowkit.dsl import Job, Parallel, Sequence, When
+from flowkit.dsl import Job, Parallel, Serial, When
 from flowkit.errors import ConditionError
 
 
@@ -114,7 +114,7 @@ def test_rshift_builds_one_flat_sequence_without_mutating_operands() -> None:
     a, b, c = mk("a"), mk("b"), mk("c")
     ab = a >> b
     abc = ab >> c
-    assert isinstance(abc, Sequence)
+    assert isinstance(abc, Serial)
     assert abc.items == (a, b, c)
     assert ab.items == (a, b)
 
@@ -140,7 +140,7 @@ def test_nesting_to_any_depth() -> None:
     node = parallel(sequence(a, when(a.succeeded, then=parallel(b, c))), d)
     assert isinstance(node, Parallel)
     inner = node.items[0]
-    assert isinstance(inner, Sequence) and isinstance(inner.items[1], When)
+    assert isinstance(inner, Serial) and isinstance(inner.items[1], When)
 
 
 def test_when_requires_then_as_keyword_and_a_condition() -> None:
@@ -209,7 +209,7 @@ def test_jobs_and_compositions_are_immutable() -> None:
     node = a >> mk("b")
     with pytest.raises(AttributeError, match="Job is immutable"):
         a.name = "other"  # type: ignore[misc]
-    with pytest.raises(AttributeError, match="Sequence is immutable"):
+    with pytest.raises(AttributeError, match="Serial is immutable"):
         node.items = ()  # type: ignore[misc]
     with pytest.raises(TypeError):
         a.input["k"] = 2  # type: ignore[index]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from flowkit import compile, job, parallel, sequence, workflow
-from flowkit.dsl import Job, Sequence
+from flowkit.dsl import Job, Serial
 from flowkit.dsl.job import _accepts_two_positionals
 
 
@@ -24,7 +24,7 @@ def _jobs(n: int) -> list[Job]:
 def test_a_long_left_folded_chain_is_one_flat_sequence_and_its_prefixes_are_unchanged() -> None:
     # Given 20,000 jobs chained one >> at a time (deeper than the recursion limit)
     jobs = _jobs(20_000)
-    prefixes: list[Sequence] = []
+    prefixes: list[Serial] = []
     root: Any = jobs[0]
     for item in jobs[1:]:
         root = root >> item
@@ -38,7 +38,7 @@ def test_a_long_left_folded_chain_is_one_flat_sequence_and_its_prefixes_are_unch
 def test_a_right_folded_chain_and_mixed_nesting_flatten_in_order() -> None:
     jobs = _jobs(5_000)
     right = functools.reduce(lambda acc, item: item >> acc, reversed(jobs[:-1]), jobs[-1])
-    assert isinstance(right, Sequence) and right.items == tuple(jobs)
+    assert isinstance(right, Serial) and right.items == tuple(jobs)
     a, b, c, d, e = _jobs(5)
     p = parallel(c, d)
     mixed = sequence(a >> b, sequence(), p) >> sequence(e)

@@ -29,7 +29,7 @@ def test_example_compiles_to_its_snapshot(name: str, flow_snapshot: Any) -> None
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
 def test_example_is_valid_without_warnings(name: str) -> None:
-    from flowkit.validate import validate
+    from flowkit import validate
 
     report = validate(EXAMPLES[name])
     assert (report.errors, report.warnings) == ([], [])

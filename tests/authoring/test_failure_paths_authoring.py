@@ -7,9 +7,8 @@ from typing import Any
 import pytest
 from dsl_builders import flow, mk
 
-from flowkit import always, compile, input, when
+from flowkit import always, compile, input, validate, when
 from flowkit.conditions import evaluate, failure_paths, to_text, undistinguished_failures
-from flowkit.validate import validate
 
 CHARGE = mk("charge")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from flowkit import compile
 from flowkit.errors import LoadError
 from flowkit.loader import load_workflows
 
@@ -74,7 +75,7 @@ def test_file_inside_a_package_is_imported_under_its_dotted_name(project: Path) 
     write(project / "pkg" / "flows.py", FLOW.format(job="a", name="f", attr="f"))
     [wf] = load_workflows("pkg/flows.py")
     assert wf.module == "pkg.flows"
-    assert wf.compile().job("a").handler == "pkg.flows:a"
+    assert compile(wf).job("a").handler == "pkg.flows:a"
 
 
 def test_folder_target_finds_every_workflow_sorted_and_skips_private_files(project: Path) -> None:

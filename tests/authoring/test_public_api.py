@@ -21,6 +21,7 @@ def test_public_names_are_pinned() -> None:
         "job",
         "parallel",
         "sequence",
+        "validate",
         "when",
         "workflow",
     ]
@@ -40,10 +41,11 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
         raise AssertionError("flowkit.nope resolved")
 
 
-def test_validate_module_is_reachable_from_the_package() -> None:
-    from flowkit.validate import validate
+def test_validate_is_a_function_like_compile() -> None:
+    from flowkit.compiler import compile, validate
 
-    assert flowkit.validate.validate is validate  # type: ignore[attr-defined]
+    assert flowkit.validate is validate
+    assert flowkit.compile is compile
 
 
 def test_importing_flowkit_loads_neither_dsl_nor_networkx() -> None:

@@ -9,11 +9,11 @@ import pytest
 from dsl_builders import flow as _flow
 from dsl_builders import mk
 
-from flowkit import Defaults, Notify, Retry, compile, input, job, parallel, sequence, when
+from flowkit import Defaults, Notify, Retry, compile, input, job, parallel, sequence, validate, when
 from flowkit.document import WorkflowDocument
 from flowkit.dsl import Workflow
 from flowkit.errors import InvalidWorkflow
-from flowkit.validate import Report, validate
+from flowkit.validation import Report
 
 flow = functools.partial(_flow, name="nightly-etl")
 

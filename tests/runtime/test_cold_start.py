@@ -20,7 +20,7 @@ FORBIDDEN = [
     "rich",
     "flowkit.dsl",
     "flowkit.compiler",
-    "flowkit.validate",
+    "flowkit.validation",
     "flowkit.cli",
     "flowkit.diagram",
     "flowkit.loader",

@@ -1,8 +1,9 @@
 """Checks on a compiled workflow's graph; every problem reported at once.
 
-``validate(doc_or_workflow) -> Report``. The checks read the ``WorkflowDocument`` (so a document loaded
-from JSON is checked the same way) through a networkx graph with an edge ``need -> job`` for every
-known need. Each check is a small ``_check_*`` function returning its messages; the report sorts them.
+``validate_document(doc) -> Report``. The checks read the ``WorkflowDocument`` only (so a document
+loaded from JSON is checked the same way, and this module never sees the DSL), through the graph with an
+edge ``need -> job`` for every known need. ``flowkit.validate(workflow_or_document)`` (in
+``flowkit.compiler``) compiles a workflow first and adds the DSL-level problems. Each check is a small ``_check_*`` function returning its messages; the report sorts them.
 Errors make ``compile`` fail; warnings (a job without timeout) do not.
 """
 
@@ -12,7 +13,7 @@ import difflib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import networkx as nx
 
@@ -21,10 +22,7 @@ from flowkit.document import WorkflowDocument
 from flowkit.errors import ConditionError
 from flowkit.vocab import NAME_PATTERN
 
-if TYPE_CHECKING:
-    from flowkit.dsl.workflow import Workflow
-
-__all__ = ["NAME_PATTERN", "Report", "validate", "validate_document"]
+__all__ = ["NAME_PATTERN", "Report", "validate_document"]
 
 
 @dataclass(frozen=True)
@@ -309,14 +307,3 @@ def validate_document(doc: WorkflowDocument) -> Report:
     errors = {message for check_ in _ERRORS for message in check_(d)}
     warnings = {message for check_ in _WARNINGS for message in check_(d)}
     return Report(errors=sorted(errors), warnings=sorted(warnings))
-
-
-def validate(target: WorkflowDocument | Workflow) -> Report:
-    """Validate a compiled document, or a workflow (DSL problems included); never raises for problems."""
-    if isinstance(target, WorkflowDocument):
-        return validate_document(target)
-    from flowkit.compiler import compile_with_report
-
-    _, report = compile_with_report(target)
-    result: Report = report
-    return result
