@@ -183,6 +183,8 @@ class JobError(_Model):
 class JobRun(_Model):
     state: JobState = JobState.PENDING
     attempt: int = 0
+    unmet: int = 0
+    """How many of its needs have not finished in a way that lets it run (0: ready once pending)."""
     output: JsonValue = None
     error: JobError | None = None
     dispatched_at: datetime | None = None

@@ -1,29 +1,47 @@
-"""Pure decisions on a run document: what is ready, what is skipped, the current phase, the outcome.
+"""Pure decisions on a run: what is ready, what is skipped, the current phase, the outcome.
 
-No I/O here. Every function reads a run as stored (a plain dict: ``{"config": {...}, "input": {...},
-"jobs": {name: {"state": ..., "attempt": ..., "output": ...}}, ...}``) and returns a decision; the
-handlers turn decisions into compare-and-set updates. All decisions are monotone: a job's needs, once
-terminal, stay terminal, so a decision taken on an older snapshot is never wrong, only incomplete.
+No I/O here. Two views of the same rules:
+
+- **Whole document** (``decide``, ``outcome``, ``current_phase``): every function reads a run as
+  stored (a plain dict: ``{"config": {...}, "input": {...}, "jobs": {name: {"state": ..., "attempt":
+  ..., "output": ...}}, ...}``) and returns a decision; the handlers turn decisions into compare-and-set
+  updates. This is the definition of the semantics, and what the handlers use for workflows with
+  failure paths (``handled_by``) or ``always`` jobs.
+- **Per transition** (``Plan``, ``increments``, ``ready``, ``ended``), for every other workflow
+  (``Plan.counted``): ``Plan`` is derived once from a run's configuration (each job's dependents, the
+  jobs its condition reads, its phase); ``increments`` says which counters a job's new state moves
+  (``remaining`` jobs not yet terminal, ``unhandled`` failures, and every dependent's ``unmet`` needs);
+  ``ready`` picks the pending jobs whose ``unmet`` reached zero out of a projected snapshot; ``ended``
+  reads the outcome off the counters. Each costs what the transition touches (the job and its
+  dependents), never the size of the workflow. The tests check both views agree.
+
+All decisions are monotone: a job's needs, once terminal, stay terminal, so a decision taken on an
+older snapshot is never wrong, only incomplete.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from flowkit.conditions import evaluate
+from flowkit.conditions import evaluate, referenced_jobs
 from flowkit.vocab import FAILED_STATES, JOB_TERMINAL_STATES, JobState, RunOn, RunStatus
 
 __all__ = [
     "Decision",
+    "Plan",
     "condition_context",
     "current_phase",
     "decide",
+    "ended",
     "failure_taken",
+    "increments",
+    "initial_counters",
     "is_always",
     "job_specs",
     "outcome",
+    "ready",
 ]
 
 Doc = Mapping[str, Any]
@@ -195,3 +213,120 @@ def current_phase(run: Doc) -> tuple[int, str | None]:
         if any(jobs[name]["state"] not in TERMINAL for name in phase["jobs"] if name in jobs):
             return index, phase["name"]
     return len(phases), None
+
+
+# ---------------------------------------------------------------------- per transition
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What never changes during a run, derived once from its configuration (cached per container)."""
+
+    specs: Mapping[str, Mapping[str, Any]]
+    dependents: Mapping[str, tuple[str, ...]]
+    """Job -> the jobs that need it, in document order."""
+    roots: tuple[str, ...]
+    """Jobs with no needs: ready as soon as the run starts."""
+    reads: Mapping[str, tuple[str, ...]]
+    """Job -> the jobs its condition reads (empty without a condition)."""
+    phase_of: Mapping[str, tuple[int, str]]
+    """Job -> ``(index, name)`` of its phase."""
+    phases: int
+    counted: bool
+    """Whether the counters decide (no failure path with ``handled_by``, no ``always`` job): for the
+    others, a handled failure satisfies its dependents only once a failure path runs, which the
+    handlers decide on the whole document."""
+
+    @classmethod
+    def of(cls, config: Mapping[str, Any]) -> Plan:
+        specs = {spec["name"]: spec for spec in config.get("jobs", ())}
+        dependents: dict[str, list[str]] = {name: [] for name in specs}
+        for name, spec in specs.items():
+            for need in dict.fromkeys(spec.get("needs", ())):
+                if need in dependents:
+                    dependents[need].append(name)
+        phase_of: dict[str, tuple[int, str]] = {}
+        for index, phase in enumerate(config.get("phases", ())):
+            for name in phase["jobs"]:
+                phase_of.setdefault(name, (index, phase["name"]))
+        return cls(
+            specs=specs,
+            dependents={name: tuple(kids) for name, kids in dependents.items()},
+            roots=tuple(name for name, spec in specs.items() if not unmet_needs(spec, specs)),
+            reads={
+                name: tuple(sorted(referenced_jobs(spec["condition"]) & specs.keys()))
+                for name, spec in specs.items()
+                if spec.get("condition") is not None
+            },
+            phase_of=phase_of,
+            phases=len(config.get("phases", ())),
+            counted=not any(
+                is_always(spec) or (spec.get("failure_handled") and spec.get("handled_by") is not None)
+                for spec in specs.values()
+            ),
+        )
+
+
+def unmet_needs(spec: Mapping[str, Any], specs: Mapping[str, Any]) -> int:
+    """How many distinct jobs of the workflow ``spec`` needs: its ``unmet`` count when the run starts."""
+    return sum(1 for need in dict.fromkeys(spec.get("needs", ())) if need in specs)
+
+
+def initial_counters(config: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
+    """``(run counters, job name -> unmet)`` of a new run: every job pending, nothing failed."""
+    specs = {spec["name"]: spec for spec in config.get("jobs") or ()}
+    return {"remaining": len(specs), "unhandled": 0}, {
+        name: unmet_needs(spec, specs) for name, spec in specs.items()
+    }
+
+
+def _satisfies(spec: Mapping[str, Any], state: str) -> bool:
+    """Whether a job in ``state`` lets the jobs that need it go ahead (in a ``counted`` plan)."""
+    if state in _SATISFIED:
+        return True
+    return state in FAILED and bool(spec.get("failure_handled", False))
+
+
+def increments(plan: Plan, job: str, state: str) -> dict[str, int]:
+    """The ``$inc`` that goes with ``job`` becoming ``state`` (folded into that very update).
+
+    A terminal state takes the job off ``remaining``; one that satisfies its dependents takes one off
+    each dependent's ``unmet``; a failure nobody handles adds one to ``unhandled``. A non-terminal
+    state moves nothing.
+    """
+    if state not in TERMINAL:
+        return {}
+    inc = {"remaining": -1}
+    spec = plan.specs.get(job, {})
+    if _satisfies(spec, state):
+        for dependent in plan.dependents.get(job, ()):
+            inc[f"jobs.{dependent}.unmet"] = -1
+    elif state in FAILED:
+        inc["unhandled"] = 1
+    return inc
+
+
+def ready(snapshot: Doc, candidates: Iterable[str]) -> list[str]:
+    """Rule 3 on counters: the ``candidates`` that are pending with no unmet need, in order.
+
+    ``snapshot`` holds the run's ``status`` and ``unhandled`` and at least the candidates' ``state``
+    and ``unmet``. Nothing is ready on a run that has ended or that shows an unhandled failure.
+    """
+    if snapshot.get("status", RunStatus.RUNNING) != RunStatus.RUNNING or snapshot.get("unhandled", 0):
+        return []
+    jobs = snapshot.get("jobs", {})
+    found = []
+    for name in candidates:
+        job = jobs.get(name)
+        if job is not None and job.get("state") == JobState.PENDING and job.get("unmet") == 0:
+            found.append(name)
+    return found
+
+
+def ended(snapshot: Doc) -> RunStatus | None:
+    """Rule 5 on counters: ``failed`` once a failure is unhandled, ``succeeded`` once nothing remains."""
+    if snapshot.get("unhandled", 0):
+        return RunStatus.FAILED
+    if snapshot.get("remaining", 1) <= 0:
+        return RunStatus.SUCCEEDED
+    return None

@@ -19,14 +19,15 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from flowkit.errors import DispatchError, RunReplaced, UnknownRun
+from flowkit.conditions import evaluate
+from flowkit.errors import DispatchError, FlowkitError, RunReplaced, UnknownRun
 from flowkit.runtime import engine
 from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload
-from flowkit.runtime.store import RunCache, Store, make_status
+from flowkit.runtime.store import RunCache, Store, make_status, nested, project
 from flowkit.vocab import EventStatus, JobState, RunStatus
 
 if TYPE_CHECKING:
@@ -115,6 +116,13 @@ class Runtime:
         status = self._parse(event)
         if status["job"] is None or status["status"] not in _OUTCOMES:
             return self._ignored(status, "statemachine_job handles job-level success/failed only")
+        entry = self._counted(status["run_id"])
+        if entry is not None:
+            recorded = self._record_counted(status, entry)
+            if recorded is None:
+                return {"run_id": status["run_id"], "action": "rejected"}
+            ended = self._settle_counted(*recorded)
+            return {"run_id": status["run_id"], "action": "recorded", "ended": ended}
         run = self._record(status)
         if run is None:
             return {"run_id": status["run_id"], "action": "rejected"}
@@ -127,11 +135,17 @@ class Runtime:
         if status["job"] is None:
             if status["status"] != EventStatus.STARTED:
                 return self._ignored(status, "workflow-level end events need no orchestration")
+            entry = self._counted(status["run_id"])
+            if entry is not None:
+                return self._orchestrate_counted(status, entry)
             run_id = status["run_id"]
             run = self._read(run_id, lambda projection: self.store.get_run(run_id, projection=projection))
             if run is None:
                 raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
         elif status["status"] in _OUTCOMES:
+            entry = self._counted(status["run_id"])
+            if entry is not None:
+                return self._orchestrate_counted(status, entry)
             # Rule 2: record the outcome first, so the decision below sees it (and every earlier one).
             run = self._record(status)
             if run is None:
@@ -140,6 +154,28 @@ class Runtime:
             return self._ignored(status, "a job's started event needs no orchestration")
         run, claimed, skipped = self._schedule(run)
         ended = self._settle(run)
+        return {
+            "run_id": status["run_id"],
+            "action": "scheduled",
+            "dispatched": claimed,
+            "skipped": skipped,
+            "ended": ended,
+        }
+
+    def _orchestrate_counted(self, status: Mapping[str, Any], entry: Doc) -> Doc:
+        """``orchestrator_job`` on the counters: only the finished job's dependents are looked at."""
+        if status["job"] is None:
+            entry, snapshot = self._started_counted(status["run_id"], entry)
+            candidates: Sequence[str] = entry["plan"].roots
+        else:
+            # Rule 2: record the outcome first, so the decision below sees it (and every earlier one).
+            recorded = self._record_counted(status, entry)
+            if recorded is None:
+                return {"run_id": status["run_id"], "action": "rejected"}
+            entry, snapshot = recorded
+            candidates = entry["plan"].dependents[status["job"]]
+        snapshot, claimed, skipped = self._schedule_counted(entry, snapshot, candidates)
+        ended = self._settle_counted(entry, snapshot)
         return {
             "run_id": status["run_id"],
             "action": "scheduled",
@@ -345,6 +381,262 @@ class Runtime:
         index, phase = engine.current_phase(run)
         if index > run.get("phase_index", 0):
             self.store.advance_phase(run_id, index, phase)
+        return None
+
+    # ------------------------------------------------------------------ counted workflows (rules on counters)
+
+    def _counted(self, run_id: str) -> Doc | None:
+        """The run's cached fixed part if it is decided on its counters (``engine.Plan.counted``), else
+        None: decided on whole reads."""
+        entry = self._fixed(run_id)
+        return entry if entry["plan"].counted else None
+
+    def _fixed(self, run_id: str) -> Doc:
+        """The run's fixed fields and plan: from the cache, else one read (``UnknownRun`` if none)."""
+        entry = self.run_cache.get(run_id)
+        if entry is None:
+            run = self.store.read_fixed(run_id)
+            if run is None:
+                raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
+            entry = self.run_cache.put(run) or {}
+            if "plan" not in entry:
+                raise FlowkitError(f"run {run_id!r} has no configuration", run_id=run_id)
+        return entry
+
+    def _snapshot(self, run_id: str, entry: Doc, doc: Mapping[str, Any] | None) -> Doc | None:
+        """A projected read or update result, nested, checked to be the run ``entry`` describes.
+
+        None when it is another run started under the same id (the cache entry is dropped: read again).
+        """
+        if doc is None:
+            return None
+        snapshot = nested(doc)
+        if not RunCache.matches(entry, snapshot):
+            self.run_cache.discard(run_id)
+            return None
+        if "remaining" not in snapshot:
+            raise FlowkitError(
+                f"run {run_id!r} has no job counters: it was started by an older flowkit; "
+                "finish it with that version or start it again",
+                run_id=run_id,
+            )
+        return snapshot
+
+    def _record_counted(self, status: Mapping[str, Any], entry: Doc) -> tuple[Doc, Doc] | None:
+        """Rule 1: record the outcome (or find it already recorded); None when it is rejected.
+
+        Returns the run's cached fixed fields and a snapshot taken at or after the outcome was recorded,
+        holding the counters, the job and its dependents' ``READY_FIELDS``.
+        """
+        run_id, job, attempt = status["run_id"], status["job"], status["attempt"]
+        state = _OUTCOMES[status["status"]]
+        for retry in range(2):
+            if retry:
+                entry = self._fixed(run_id)
+            plan: engine.Plan = entry["plan"]
+            if job not in plan.specs:
+                self._reject(status, "unknown_job", f"run {run_id!r} has no job {job!r}")
+                return None
+            projection = project(whole=(job,), ready=plan.dependents[job])
+            after = self.store.record_outcome(
+                run_id,
+                job,
+                attempt,
+                state=state,
+                output=status["output"] if state == JobState.SUCCEEDED else None,
+                error=status["error"] if state == JobState.FAILED else None,
+                at=status.get("time"),
+                inc=engine.increments(plan, job, state),
+                version=entry.get("version"),
+                projection=projection,
+            )
+            snapshot = self._snapshot(run_id, entry, after)
+            if snapshot is not None:
+                return entry, snapshot
+            if after is not None:
+                continue  # recorded on a run started again under this id: its own input is read next
+            read = self.store.get_run(run_id, projection=projection)
+            if read is None:
+                raise UnknownRun(
+                    f"run {run_id!r} does not exist (event {status['key']!r})", run_id=run_id, job=job
+                )
+            snapshot = self._snapshot(run_id, entry, read)
+            if snapshot is None:
+                continue  # another run under this id: read its configuration and try again
+            current = snapshot.get("jobs", {}).get(job)
+            if current is None:
+                self._reject(status, "unknown_job", f"run {run_id!r} has no job {job!r}")
+                return None
+            if current["state"] == state and current["attempt"] == attempt:
+                return entry, snapshot  # a duplicate delivery, or the other handler recorded it first
+            self._reject(
+                status,
+                "state_mismatch",
+                f"job {job!r} of run {run_id!r} is {current['state']!r} at attempt {current['attempt']}, "
+                f"so a {status['status']!r} for attempt {attempt} cannot be recorded",
+            )
+            return None
+        raise RunReplaced(f"run {run_id!r} was replaced while being read; retry", run_id=run_id)
+
+    def _started_counted(self, run_id: str, entry: Doc) -> tuple[Doc, Doc]:
+        """The fixed fields and a snapshot of the run's root jobs, for its ``started`` event."""
+        for retry in range(2):
+            if retry:
+                entry = self._fixed(run_id)
+            plan: engine.Plan = entry["plan"]
+            read = self.store.get_run(run_id, projection=project(ready=plan.roots))
+            if read is None:
+                raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
+            snapshot = self._snapshot(run_id, entry, read)
+            if snapshot is not None:
+                return entry, snapshot
+        raise RunReplaced(f"run {run_id!r} was replaced while being read; retry", run_id=run_id)
+
+    def _schedule_counted(
+        self, entry: Doc, snapshot: Doc, candidates: Sequence[str]
+    ) -> tuple[Doc, list[str], list[str]]:
+        """Rules 3 and 4: claim and dispatch the ``candidates`` that are ready, skip false-condition ones.
+
+        A skip (or a claimed job whose dispatch failed) may make its own dependents ready: they are
+        taken in turn, from the document returned by that update. ``snapshot`` becomes the latest run
+        document held (for rule 5).
+        """
+        plan: engine.Plan = entry["plan"]
+        run_id = snapshot["_id"]
+        claimed: list[str] = []
+        skipped: list[str] = []
+        queue = deque(
+            (name, snapshot["jobs"][name]["attempt"]) for name in engine.ready(snapshot, candidates)
+        )
+        seen: set[str] = set()
+        while queue:
+            name, attempt = queue.popleft()
+            if name in seen:
+                continue
+            seen.add(name)
+            if engine.ended(snapshot) is not None or snapshot.get("status") != RunStatus.RUNNING:
+                break
+            spec = plan.specs[name]
+            after: Doc | None = None
+            if spec.get("condition") is not None and not self._holds(entry, run_id, spec):
+                after = self._snapshot(
+                    run_id,
+                    entry,
+                    self.store.skip(
+                        run_id,
+                        name,
+                        attempt,
+                        inc=engine.increments(plan, name, JobState.SKIPPED),
+                        phase=plan.phase_of.get(name),
+                        projection=project(ready=plan.dependents[name]),
+                    ),
+                )
+                if after is not None:
+                    skipped.append(name)
+            else:
+                won, after = self._claim_counted(entry, run_id, spec, attempt)
+                if won and after is None:
+                    claimed.append(name)
+            if after is not None:
+                # The run *after* our transition: it holds every transition made before it (rule 5).
+                snapshot = after
+                ready = engine.ready(after, plan.dependents[name])
+                queue.extend((dependent, after["jobs"][dependent]["attempt"]) for dependent in ready)
+        return snapshot, claimed, skipped
+
+    def _holds(self, entry: Doc, run_id: str, spec: Mapping[str, Any]) -> bool:
+        """Evaluate a job's condition on the run input and the jobs it reads (one projected read)."""
+        plan: engine.Plan = entry["plan"]
+        reads = plan.reads.get(spec["name"], ())
+        jobs: Doc = {}
+        if reads:
+            doc = self.store.get_run(
+                run_id, projection=project(fields={name: ("state", "output", "error") for name in reads})
+            )
+            if doc is None:
+                raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
+            jobs = nested(doc).get("jobs", {})
+        context = engine.condition_context({"input": entry.get("input"), "jobs": jobs})
+        return bool(evaluate(spec["condition"], context))
+
+    def _claim_counted(
+        self, entry: Doc, run_id: str, spec: Mapping[str, Any], attempt: int
+    ) -> tuple[bool, Doc | None]:
+        """Claim one job and start it: ``(claimed, run after a recorded dispatch failure or None)``.
+
+        The claim returns the outputs of the job's needs (terminal, so final) for its payload.
+        """
+        plan: engine.Plan = entry["plan"]
+        name = spec["name"]
+        needs = [need for need in dict.fromkeys(spec.get("needs", ())) if need in plan.specs]
+        claimed = self.store.claim_and_read(
+            run_id,
+            name,
+            attempt,
+            projection=project(fields={need: ("output",) for need in needs}),
+            phase=plan.phase_of.get(name),
+        )
+        if claimed is None:
+            return False, None  # someone else claimed it, or the run has ended
+        attempt += 1
+        view = {
+            "_id": run_id,
+            "workflow": entry["workflow"],
+            "input": entry.get("input"),
+            "jobs": nested(claimed).get("jobs", {}),
+        }
+        try:
+            payload = build_payload(view, spec, attempt, limit=self.payload_limit)
+        except DispatchError as exc:
+            # The job can never start with this payload: it fails like a job that failed itself,
+            # so failure handling, the run's end and notifications all follow the usual path.
+            logger.error("%s", exc)
+            error = {"type": "DispatchError", "message": exc.message}
+            after = self._snapshot(
+                run_id,
+                entry,
+                self.store.record_outcome(
+                    run_id,
+                    name,
+                    attempt,
+                    state=JobState.FAILED,
+                    error=error,
+                    inc=engine.increments(plan, name, JobState.FAILED),
+                    version=entry.get("version"),
+                    projection=project(ready=plan.dependents[name]),
+                ),
+            )
+            self.store.insert_status(
+                make_status(run_id, entry["workflow"], name, attempt, EventStatus.FAILED, error=error)
+            )
+            return True, after
+        try:
+            # Copies: the run's config and input are shared with the run cache, and a dispatcher that
+            # hands them to code in this process (the local runner) must not be able to change them.
+            self.dispatcher.dispatch(copy.deepcopy(spec), copy.deepcopy(payload))
+        except Exception:
+            # Not started: give the claim back so the redelivered event (we re-raise) claims it again.
+            released = self.store.release(run_id, name, attempt)
+            logger.exception("dispatch of %s/%s failed (claim released: %s)", run_id, name, released)
+            raise
+        return True, None
+
+    def _settle_counted(self, entry: Doc, snapshot: Doc) -> str | None:
+        """Rule 5: end the run if the latest snapshot shows it is over (the counters say so)."""
+        run_id = snapshot["_id"]
+        run = {"_id": run_id, "workflow": entry["workflow"]}
+        if snapshot.get("status") != RunStatus.RUNNING:
+            # Already ended: (re-)insert the end event; the unique key makes it harmless (rule 5).
+            self._insert_end_event(run, snapshot["status"])
+            return None
+        result = engine.ended(snapshot)
+        if result is None:
+            return None
+        plan: engine.Plan = entry["plan"]
+        if self.store.end_run(run_id, result, phase_index=plan.phases):
+            logger.info("run %s %s", run_id, result)
+            self._insert_end_event(run, result)
+            return result
         return None
 
     def _insert_end_event(self, run: Mapping[str, Any], result: str) -> None:

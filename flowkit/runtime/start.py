@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.conditions import check
 from flowkit.errors import InvalidWorkflow, RunError
+from flowkit.runtime.engine import initial_counters
 from flowkit.runtime.store import Store, make_status, now
 from flowkit.vocab import EventStatus, JobState, RunStatus, is_valid_name
 
@@ -58,11 +59,14 @@ def new_run_document(
 ) -> dict[str, Any]:
     """The ``state-machines`` document of a new run: configuration embedded, every job pending.
 
-    ``document`` is a ``WorkflowDocument`` or its JSON dump (a dict, as published in MongoDB).
+    ``document`` is a ``WorkflowDocument`` or its JSON dump (a dict, as published in MongoDB). The run
+    carries the counters the handlers decide on (``docs/architecture.md``): ``remaining`` jobs not yet
+    terminal, ``unhandled`` failures, and per job ``unmet``, its needs not yet satisfied.
     """
     config = dict(document) if isinstance(document, Mapping) else document.model_dump(mode="json")
     phases = config.get("phases") or []
     first = phases[0]["name"] if phases else None
+    counters, unmet = initial_counters(config)
     return {
         "_id": run_id,
         "workflow": config["name"],
@@ -72,10 +76,12 @@ def new_run_document(
         "status": RunStatus.RUNNING,
         "phase": first,
         "phase_index": 0,
+        **counters,
         "jobs": {
             spec: {
                 "state": JobState.PENDING,
                 "attempt": 0,
+                "unmet": unmet[spec],
                 "output": None,
                 "error": None,
                 "dispatched_at": None,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
@@ -26,6 +26,7 @@ from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from flowkit import vocab
+from flowkit.runtime.engine import Plan
 from flowkit.vocab import JobState, RunStatus, status_key
 
 if TYPE_CHECKING:
@@ -35,14 +36,18 @@ if TYPE_CHECKING:
     from flowkit.runtime.config import Settings
 
 __all__ = [
+    "COUNTERS",
     "FIXED_FIELDS",
     "IDENTITY",
     "LIVE_FIELDS",
     "OPEN_STATES",
+    "READY_FIELDS",
     "RunCache",
     "Store",
     "make_status",
+    "nested",
     "now",
+    "project",
     "status_key",
 ]
 
@@ -60,6 +65,8 @@ FIXED_FIELDS: Final = ("workflow", "config", "input")
 IDENTITY: Final = ("version", "created_at")
 # What a handler reads of a run it has cached: the fields that change, plus the identity check.
 LIVE_FIELDS: Final = ("status", "phase_index", "jobs", "draining", *IDENTITY)
+# What a counted transition reads back besides the jobs it touches: enough to settle the run.
+COUNTERS: Final = ("status", "remaining", "unhandled", *IDENTITY)
 
 
 def now() -> datetime:
@@ -112,6 +119,74 @@ def _pluck(doc: Mapping[str, Any], *path: str) -> Any:
     return value
 
 
+def nested(doc: Mapping[str, Any]) -> Doc:
+    """A projected document with dotted keys nested, as MongoDB returns it.
+
+    MongoDB returns a projection on ``jobs.a.state`` nested (``{"jobs": {"a": {"state": ...}}}``); the
+    nx-27017 stand-in returns it flattened (``{"jobs.a.state": ...}``). This accepts both.
+    """
+    out: Doc = {}
+    for key, value in doc.items():
+        if "." not in key:
+            if isinstance(value, dict) and isinstance(out.get(key), dict):
+                _merge(out[key], value)
+            else:
+                out[key] = value
+            continue
+        *parents, last = key.split(".")
+        target = out
+        for part in parents:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = target[part] = {}
+            target = child
+        if isinstance(value, dict) and isinstance(target.get(last), dict):
+            _merge(target[last], value)
+        else:
+            target[last] = value
+    return out
+
+
+def _merge(into: Doc, value: Mapping[str, Any]) -> None:
+    for key, item in value.items():
+        if isinstance(item, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], item)
+        else:
+            into[key] = item
+
+
+# What a transition reads of the jobs it may make ready: enough to tell and to claim them.
+READY_FIELDS: Final = ("state", "attempt", "unmet")
+
+
+def project(
+    *, whole: Iterable[str] = (), ready: Iterable[str] = (), fields: Mapping[str, Iterable[str]] | None = None
+) -> dict[str, int]:
+    """A projection of ``COUNTERS`` plus some jobs: ``whole`` entries, ``READY_FIELDS`` of ``ready``
+    ones, and ``fields`` (job -> field names). A job asked for in several ways is read whole or with the
+    union of its fields, never both (MongoDB refuses overlapping paths)."""
+    wanted: dict[str, set[str] | None] = {}
+    for name in whole:
+        wanted[name] = None
+    for name in ready:
+        if name not in wanted:
+            wanted[name] = set(READY_FIELDS)
+        elif wanted[name] is not None:
+            wanted[name] |= set(READY_FIELDS)  # type: ignore[operator]
+    for name, names in (fields or {}).items():
+        if name not in wanted:
+            wanted[name] = set(names)
+        elif wanted[name] is not None:
+            wanted[name] |= set(names)  # type: ignore[operator]
+    result = dict.fromkeys(COUNTERS, 1)
+    for name, subset in wanted.items():
+        if subset is None:
+            result[f"jobs.{name}"] = 1
+        else:
+            result.update(dict.fromkeys((f"jobs.{name}.{field}" for field in sorted(subset)), 1))
+    return result
+
+
 class RunCache:
     """The fixed part of recently seen runs (``FIXED_FIELDS`` + ``IDENTITY``), least recently used out.
 
@@ -149,6 +224,7 @@ class RunCache:
         if "config" not in run:
             return None
         entry = {name: run[name] for name in (*FIXED_FIELDS, *IDENTITY) if name in run}
+        entry["plan"] = Plan.of(run["config"])
         if self.max_runs == 0:
             return entry
         with self._lock:
@@ -316,34 +392,48 @@ class Store:
         output: Any = None,
         error: Mapping[str, str] | None = None,
         at: datetime | None = None,
+        inc: Mapping[str, int] | None = None,
+        version: str | None = None,
         projection: Mapping[str, Any] | None = None,
     ) -> Doc | None:
         """Rule 1: ``dispatched|running`` at ``attempt`` -> ``state``; the run after, or None.
 
-        ``projection`` limits the returned document to those top-level fields (the whole run if None).
+        ``inc`` is folded into the same update (the counters the new state moves, see
+        ``engine.increments``); ``version``, when given, must be the run's (a run replaced under the
+        same id is then never touched with counters computed from another configuration).
+        ``projection`` limits the returned document (the whole run if None).
         """
         prefix = f"jobs.{job}"
+        query: Doc = {
+            "_id": run_id,
+            f"{prefix}.state": {"$in": list(OPEN_STATES)},
+            f"{prefix}.attempt": attempt,
+        }
+        if version is not None:
+            query["version"] = version
+        update: Doc = {
+            "$set": {
+                f"{prefix}.state": state,
+                f"{prefix}.output": output,
+                f"{prefix}.error": dict(error) if error is not None else None,
+                f"{prefix}.finished_at": at or now(),
+            }
+        }
+        if inc:
+            update["$inc"] = dict(inc)
         return self.runs.find_one_and_update(
-            {"_id": run_id, f"{prefix}.state": {"$in": list(OPEN_STATES)}, f"{prefix}.attempt": attempt},
-            {
-                "$set": {
-                    f"{prefix}.state": state,
-                    f"{prefix}.output": output,
-                    f"{prefix}.error": dict(error) if error is not None else None,
-                    f"{prefix}.finished_at": at or now(),
-                }
-            },
-            projection=projection,
-            return_document=ReturnDocument.AFTER,
+            query, update, projection=projection, return_document=ReturnDocument.AFTER
         )
 
-    def claim(
-        self, run_id: str, job: str, attempt: int, *, at: datetime | None = None, always: bool = False
-    ) -> bool:
-        """Rule 4: ``pending`` at ``attempt`` of a running run -> ``dispatched`` at ``attempt + 1``.
-
-        Only an ``always`` job may be claimed once the run is draining (rule 9).
-        """
+    def _claim(
+        self,
+        run_id: str,
+        job: str,
+        attempt: int,
+        at: datetime | None,
+        phase: tuple[int, str] | None,
+        always: bool,
+    ) -> tuple[Doc, Doc]:
         prefix = f"jobs.{job}"
         condition: Doc = {
             "_id": run_id,
@@ -353,14 +443,45 @@ class Store:
         }
         if not always:
             condition["draining"] = {"$in": [None, False]}  # absent (MongoDB: null matches it) or false
-        result = self.runs.update_one(
-            condition,
-            {
-                "$set": {f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.dispatched_at": at or now()},
-                "$inc": {f"{prefix}.attempt": 1},
-            },
+        changes: Doc = {f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.dispatched_at": at or now()}
+        if phase is not None:
+            changes["phase_index"], changes["phase"] = phase
+        return condition, {"$set": changes, "$inc": {f"{prefix}.attempt": 1}}
+
+    def claim(
+        self,
+        run_id: str,
+        job: str,
+        attempt: int,
+        *,
+        at: datetime | None = None,
+        always: bool = False,
+        phase: tuple[int, str] | None = None,
+    ) -> bool:
+        """Rule 4: ``pending`` at ``attempt`` of a running run -> ``dispatched`` at ``attempt + 1``.
+
+        Only an ``always`` job may be claimed once the run is draining (rule 9). ``phase`` (``(index,
+        name)`` of the job's phase) becomes the run's current phase in the same update (rule 6).
+        """
+        query, update = self._claim(run_id, job, attempt, at, phase, always)
+        return self.runs.update_one(query, update).modified_count == 1
+
+    def claim_and_read(
+        self,
+        run_id: str,
+        job: str,
+        attempt: int,
+        *,
+        projection: Mapping[str, Any],
+        at: datetime | None = None,
+        always: bool = False,
+        phase: tuple[int, str] | None = None,
+    ) -> Doc | None:
+        """``claim`` in one round trip with a read: the run after the claim (``projection``), or None."""
+        query, update = self._claim(run_id, job, attempt, at, phase, always)
+        return self.runs.find_one_and_update(
+            query, update, projection=projection, return_document=ReturnDocument.AFTER
         )
-        return result.modified_count == 1
 
     def release(self, run_id: str, job: str, attempt: int) -> bool:
         """Undo a claim whose dispatch failed: ``dispatched`` at ``attempt`` -> ``pending`` again."""
@@ -381,10 +502,21 @@ class Store:
         attempt: int,
         *,
         at: datetime | None = None,
+        inc: Mapping[str, int] | None = None,
+        phase: tuple[int, str] | None = None,
         projection: Mapping[str, Any] | None = None,
     ) -> Doc | None:
-        """Rule 4: ``pending`` at ``attempt`` of a running run -> ``skipped``; the run after, or None."""
+        """Rule 4: ``pending`` at ``attempt`` of a running run -> ``skipped``; the run after, or None.
+
+        ``inc`` and ``phase`` are folded into the same update, as for ``record_outcome`` and ``claim``.
+        """
         prefix = f"jobs.{job}"
+        changes: Doc = {f"{prefix}.state": JobState.SKIPPED, f"{prefix}.finished_at": at or now()}
+        if phase is not None:
+            changes["phase_index"], changes["phase"] = phase
+        update: Doc = {"$set": changes}
+        if inc:
+            update["$inc"] = dict(inc)
         return self.runs.find_one_and_update(
             {
                 "_id": run_id,
@@ -392,7 +524,7 @@ class Store:
                 f"{prefix}.state": JobState.PENDING,
                 f"{prefix}.attempt": attempt,
             },
-            {"$set": {f"{prefix}.state": JobState.SKIPPED, f"{prefix}.finished_at": at or now()}},
+            update,
             projection=projection,
             return_document=ReturnDocument.AFTER,
         )

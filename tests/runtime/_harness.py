@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowkit.document import JobSpec, Phase, Target, WorkflowDocument, content_version
+from flowkit.runtime import engine
 from flowkit.runtime.events import to_envelope
 from flowkit.runtime.handlers import Runtime
 from flowkit.runtime.report import Reporter
@@ -372,3 +373,28 @@ def check_invariants(world: World, scenario: Scenario, run_id: str) -> None:
     ends = world.end_events(run_id)
     assert [e["status"] for e in ends] == ["success" if scenario.status == "succeeded" else "failed"]
     assert world.runtime.rejections == {}, world.runtime.rejections
+    if engine.Plan.of(run["config"]).counted:
+        check_counters(run, scenario.document)
+
+
+def check_counters(run: Mapping[str, Any], doc: WorkflowDocument) -> None:
+    """The counters the handlers decide on agree with the job states they summarize.
+
+    ``remaining`` = jobs not terminal, ``unhandled`` = failures without ``failure_handled``, each job's
+    ``unmet`` = its needs not succeeded, skipped or failed-and-handled.
+    """
+    specs = {spec.name: spec for spec in doc.jobs}
+    states = {name: j["state"] for name, j in run["jobs"].items()}
+
+    def satisfied(name: str) -> bool:
+        return states[name] in ("succeeded", "skipped") or (
+            states[name] in ("failed", "timed_out") and specs[name].failure_handled
+        )
+
+    terminal = {"succeeded", "failed", "skipped", "timed_out", "cancelled"}
+    assert run["remaining"] == sum(state not in terminal for state in states.values()), run["remaining"]
+    unhandled = sum(states[n] in ("failed", "timed_out") and not specs[n].failure_handled for n in specs)
+    assert run["unhandled"] == unhandled, (run["unhandled"], states)
+    for name, spec in specs.items():
+        unmet = sum(1 for need in set(spec.needs) if need in specs and not satisfied(need))
+        assert run["jobs"][name]["unmet"] == unmet, (name, run["jobs"][name]["unmet"], unmet, states)

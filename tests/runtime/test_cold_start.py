@@ -79,9 +79,10 @@ def test_handling_events_still_loads_no_authoring_code() -> None:
         store = Store(embedded_database("cold"))
         store.runs.insert_one({
             "_id": "r", "workflow": "wf", "version": "v", "input": {}, "status": "running", "phase": "a",
-            "phase_index": 0, "config": {"name": "wf", "phases": [{"name": "a", "jobs": ["a"]}],
+            "phase_index": 0, "remaining": 1, "unhandled": 0,
+            "config": {"name": "wf", "phases": [{"name": "a", "jobs": ["a"]}],
             "jobs": [{"name": "a", "phase": "a", "target": {"function": "fn"}, "needs": []}]},
-            "jobs": {"a": {"state": "pending", "attempt": 0, "output": None}},
+            "jobs": {"a": {"state": "pending", "attempt": 0, "unmet": 0, "output": None}},
         })
         event = to_envelope(make_status("r", "wf", None, 0, "started"), database="cold", collection="statuses")
         result = Runtime(store, Dispatcher()).orchestrator_job(event, None)
@@ -117,7 +118,7 @@ def test_the_first_event_loads_no_pydantic() -> None:
         store = Store(embedded_database("flowkit"))
         store.runs.insert_one({{
             "_id": "nightly-etl-2026-11-27", "workflow": "nightly-etl", "version": "v", "input": {{}},
-            "status": "running", "phase": "load", "phase_index": 0,
+            "status": "running", "phase": "load", "phase_index": 0, "remaining": 1, "unhandled": 0,
             "config": {{
                 "name": "nightly-etl", "phases": [{{"name": "load", "jobs": ["load"]}}],
                 "jobs": [{{"name": "load", "phase": "load", "target": {{"function": "fn"}}, "needs": []}}],

@@ -1,0 +1,266 @@
+"""What one transition costs, by workflow shape and size: store commands, bytes, end-to-end time.
+
+    python benchmarks/bench_transitions.py [--sizes 100,1000,10000] [--shapes chain,fan,layered]
+                                           [--store embedded|wire] [--mongo-uri URI] [--workers 16]
+
+Each run is a real local run (``flowkit.local.run_workflow``: the runtime handlers, the in-process bus,
+the job-side reporter) of N no-op jobs in one of three shapes: ``chain`` (``a >> b >> ...``), ``fan``
+(``start >> parallel(N - 2 jobs) >> finish``) and ``layered`` (a ``sequence`` of ``parallel`` layers of
+10 jobs, each job needing the 10 of the layer before).
+
+How the store is counted:
+
+- ``--store embedded`` (default): calls made on the embedded store's collections are counted by a
+  proxy around them; bytes are ``len(bson.encode(...))`` of what each call sends (filter, update,
+  projection or inserted document) and of what it returns (the document, if any).
+- ``--store wire``: an ``nx-27017 --db memory`` server is started on 127.0.0.1 (or ``--mongo-uri`` is
+  used); every MongoDB command is counted by a ``pymongo.monitoring.CommandListener``, bytes are the
+  BSON size of each command and of its reply.
+
+A *transition* is one change of a job's state: claimed (``dispatched``), ``running``, its outcome, or
+``skipped``; a run of N jobs that all succeed has 3N. Printed per run: commands and KB sent and
+received per transition, the commands that read a whole run document (``whole reads``: the runner's
+one final read of the finished run; the handlers read none for these workflows), wall time and jobs/s.
+Per-transition figures that stay flat from 100 to 10,000 jobs are the goal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import bson
+from pymongo import monitoring
+
+from flowkit import compile, job, parallel, sequence, workflow
+from flowkit.dsl import Job, Node
+from flowkit.local.runner import run_workflow
+
+
+def noop(event: dict[str, Any], context: Any = None) -> None:
+    return None
+
+
+def _jobs(n: int) -> list[Job]:
+    return [job(name=f"j{i}")(noop) for i in range(n)]
+
+
+def chain(n: int) -> Node:
+    jobs = _jobs(n)
+    root: Node = jobs[0]
+    for item in jobs[1:]:
+        root = root >> item
+    return root
+
+
+def fan(n: int) -> Node:
+    head, *middle, tail = _jobs(n)
+    return head >> parallel(*middle) >> tail
+
+
+def layered(n: int) -> Node:
+    jobs = _jobs(n)
+    return sequence(*(parallel(*jobs[i : i + 10]) for i in range(0, n, 10)))
+
+
+SHAPES: dict[str, Callable[[int], Node]] = {"chain": chain, "fan": fan, "layered": layered}
+
+
+class Tally:
+    """Commands, bytes sent and received, whole-run reads; thread-safe."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.commands = 0
+        self.sent = 0
+        self.received = 0
+        self.whole_reads = 0
+
+    def add(self, sent: int, received: int, *, whole: bool = False) -> None:
+        with self.lock:
+            self.commands += 1
+            self.sent += sent
+            self.received += received
+            self.whole_reads += whole
+
+
+def _size(value: Any) -> int:
+    return len(bson.encode(value)) if isinstance(value, dict) else 0
+
+
+class CountedCollection:
+    """The embedded collection, every call counted (the calls ``flowkit.runtime.store.Store`` makes)."""
+
+    def __init__(self, inner: Any, tally: Tally) -> None:
+        self._inner = inner
+        self._tally = tally
+        self.name = inner.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def insert_one(self, doc: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        self._tally.add(_size(doc), 0)
+        return self._inner.insert_one(doc, *args, **kwargs)
+
+    def find_one(self, spec: Any = None, projection: Any = None, *args: Any, **kwargs: Any) -> Any:
+        found = self._inner.find_one(spec, projection, *args, **kwargs)
+        sent = _size({"filter": spec or {}, "projection": projection or {}})
+        self._tally.add(sent, _size(found), whole=projection is None)
+        return found
+
+    def update_one(self, spec: Any, update: Any, *args: Any, **kwargs: Any) -> Any:
+        self._tally.add(_size({"filter": spec, "update": update}), 0)
+        return self._inner.update_one(spec, update, *args, **kwargs)
+
+    def find_one_and_update(self, spec: Any, update: Any, *args: Any, **kwargs: Any) -> Any:
+        found = self._inner.find_one_and_update(spec, update, *args, **kwargs)
+        projection = kwargs.get("projection")
+        sent = _size({"filter": spec, "update": update, "projection": projection or {}})
+        self._tally.add(sent, _size(found), whole=projection is None)
+        return found
+
+
+class CountedDatabase:
+    def __init__(self, inner: Any, tally: Tally) -> None:
+        self._inner = inner
+        self._tally = tally
+        self.name = inner.name
+
+    def __getitem__(self, name: str) -> CountedCollection:
+        return CountedCollection(self._inner[name], self._tally)
+
+
+class Listener(monitoring.CommandListener):
+    """Every MongoDB command of the client: its BSON size and its reply's."""
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+        self.pending: dict[int, tuple[int, bool]] = {}
+        self.lock = threading.Lock()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        command = event.command
+        whole = event.command_name in ("find", "findAndModify") and not command.get(
+            "projection", command.get("fields")
+        )
+        with self.lock:
+            self.pending[event.request_id] = (len(bson.encode(command)), whole)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        with self.lock:
+            sent, whole = self.pending.pop(event.request_id, (0, False))
+        if event.command_name in ("endSessions", "hello", "isMaster", "ping"):
+            return
+        self.tally.add(sent, len(bson.encode(event.reply)), whole=whole)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        with self.lock:
+            self.pending.pop(event.request_id, None)
+
+
+def one_run(shape: str, n: int, database: Any, tally: Tally, workers: int) -> dict[str, Any]:
+    wf = workflow(name=f"{shape}-{n}")(lambda root=SHAPES[shape](n): root)
+    document = compile(wf)
+    bodies = {name: noop for name in (spec.name for spec in document.jobs)}
+    from flowkit.local._target import Runnable
+
+    runnable = Runnable(document=document, bodies=bodies)
+    before = (tally.commands, tally.sent, tally.received, tally.whole_reads)
+    began = time.perf_counter()
+    cpu = time.process_time()
+    run = run_workflow(runnable, {}, database=database, timeout=3600, workers=workers)
+    wall = time.perf_counter() - began
+    cpu = time.process_time() - cpu
+    if run.status != "succeeded":
+        raise SystemExit(f"{shape} {n}: the run ended {run.status}")
+    transitions = 3 * len(document.jobs)
+    commands, sent, received, whole = (
+        now - then
+        for now, then in zip(
+            (tally.commands, tally.sent, tally.received, tally.whole_reads), before, strict=True
+        )
+    )
+    return {
+        "shape": shape,
+        "jobs": len(document.jobs),
+        "commands": commands / transitions,
+        "sent": sent / transitions / 1024,
+        "received": received / transitions / 1024,
+        "whole": whole,
+        "wall": wall,
+        "cpu": cpu,
+        "rate": len(document.jobs) / wall,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated job counts")
+    parser.add_argument("--shapes", default="chain,fan,layered", help="comma-separated: chain, fan, layered")
+    parser.add_argument("--store", choices=("embedded", "wire"), default="embedded")
+    parser.add_argument(
+        "--mongo-uri", default=None, help="with --store wire: this server, not a new nx-27017"
+    )
+    parser.add_argument("--workers", type=int, default=16, help="local job threads (default 16)")
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    shapes = [s for s in args.shapes.split(",") if s]
+    unknown = set(shapes) - set(SHAPES)
+    if unknown:
+        parser.error(f"unknown shapes {sorted(unknown)}")
+    tally = Tally()
+    process = client = None
+    if args.store == "embedded":
+        from flowkit.local.embedded import embedded_database
+
+        def database(name: str) -> Any:
+            return CountedDatabase(embedded_database(name), tally)
+
+        how = "embedded store, counted calls"
+    else:
+        from pymongo import MongoClient
+
+        uri = args.mongo_uri
+        if uri is None:
+            from bench_runtime import start_server
+
+            process, uri = start_server()
+        client = MongoClient(uri, tz_aware=True, event_listeners=[Listener(tally)])
+
+        def database(name: str) -> Any:
+            return client[name.replace("-", "_")]
+
+        how = f"MongoDB commands over the wire ({'nx-27017' if process else uri})"
+    print(f"store: {how}; per transition (3 per job: claimed, running, outcome)")
+    print(
+        f"{'shape':<9}{'jobs':>7}{'cmds/tr':>9}{'KB sent/tr':>12}{'KB recv/tr':>12}{'whole reads':>13}"
+        f"{'wall s':>9}{'CPU s':>8}{'jobs/s':>9}"
+    )
+    try:
+        for shape in shapes:
+            for n in sizes:
+                db = database(f"bench_{shape}_{n}")
+                row = one_run(shape, n, db, tally, args.workers)
+                print(
+                    f"{row['shape']:<9}{row['jobs']:>7}{row['commands']:>9.2f}{row['sent']:>12.3f}"
+                    f"{row['received']:>12.3f}{row['whole']:>13}{row['wall']:>9.2f}{row['cpu']:>8.2f}"
+                    f"{row['rate']:>9.0f}",
+                    flush=True,
+                )
+                if client is not None:
+                    client.drop_database(f"bench_{shape}_{n}")
+    finally:
+        if client is not None:
+            client.close()
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
