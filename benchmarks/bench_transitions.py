@@ -163,7 +163,8 @@ class Listener(monitoring.CommandListener):
 
 
 def one_run(shape: str, n: int, database: Any, tally: Tally, workers: int) -> dict[str, Any]:
-    wf = workflow(name=f"{shape}-{n}")(lambda root=SHAPES[shape](n): root)
+    root = SHAPES[shape](n)
+    wf = workflow(name=f"{shape}-{n}")(lambda: root)
     document = compile(wf)
     bodies = {name: noop for name in (spec.name for spec in document.jobs)}
     from flowkit.local._target import Runnable
