@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from flowkit.conditions import evaluate
-from flowkit.errors import DispatchError, FlowkitError, RunReplaced, UnknownRun
+from flowkit.errors import DispatchError, RunError, RunReplaced, UnknownRun
 from flowkit.runtime import engine
 from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload
 from flowkit.runtime.store import RunCache, Store, make_status, nested, project
@@ -400,7 +400,7 @@ class Runtime:
                 raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
             entry = self.run_cache.put(run) or {}
             if "plan" not in entry:
-                raise FlowkitError(f"run {run_id!r} has no configuration", run_id=run_id)
+                raise RunError(f"run {run_id!r} has no configuration", run_id=run_id)
         return entry
 
     def _snapshot(self, run_id: str, entry: Doc, doc: Mapping[str, Any] | None) -> Doc | None:
@@ -415,7 +415,7 @@ class Runtime:
             self.run_cache.discard(run_id)
             return None
         if "remaining" not in snapshot:
-            raise FlowkitError(
+            raise RunError(
                 f"run {run_id!r} has no job counters: it was started by an older flowkit; "
                 "finish it with that version or start it again",
                 run_id=run_id,
