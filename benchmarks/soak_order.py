@@ -18,6 +18,7 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "runtime"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "_shared"))  # pytest's pythonpath
 
 from test_order_independence import SCENARIOS, RandomChoices, run_schedule
 

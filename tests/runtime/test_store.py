@@ -9,8 +9,9 @@ import pytest
 from _harness import RUNS, STATUSES, document, job
 
 from flowkit.document import status_key as document_status_key
+from flowkit.runtime import engine
 from flowkit.runtime.start import new_run_document
-from flowkit.runtime.store import Store, make_status, status_key
+from flowkit.runtime.store import Store, make_status, nested, project, status_key
 
 
 @pytest.fixture
@@ -170,3 +171,34 @@ def test_a_non_unique_status_key_index_never_stays_the_only_one(any_database: An
         assert "non-unique index" in str(exc) and "flowkit needs it unique" in str(exc)
     else:
         assert _unique_on_key(any_database)
+
+
+def test_an_outcome_moves_the_counters_of_every_dependent_in_one_update(store: Store, request: Any) -> None:
+    # A fan-out of 100: the start job's outcome takes one off each of 100 dependents' unmet in the same
+    # update. MongoDB applies any number of $inc paths; the nx-27017 stand-in silently drops nested ones
+    # past about 60 paths in one update: a known stand-in quirk, documented in docs/runtime.md.
+    if "wire" in request.node.callspec.id and getattr(
+        request.getfixturevalue("wire_server"), "stand_in", False
+    ):
+        pytest.xfail("nx-27017 drops nested $inc paths past about 60 in one update")
+    names = [f"j{i}" for i in range(100)]
+    doc = document("fan", [job("start"), *(job(name, "start") for name in names)])
+    run = new_run_document(doc, {}, "r-fan")
+    assert store.insert_run(run)
+    plan = engine.Plan.of(run["config"])
+    assert store.claim("r-fan", "start", 0)
+    after = store.record_outcome(
+        "r-fan",
+        "start",
+        1,
+        state="succeeded",
+        inc=engine.increments(plan, "start", "succeeded"),
+        version=run["version"],
+        projection=project(ready=plan.dependents["start"]),
+    )
+    assert after is not None
+    snapshot = nested(after)
+    assert snapshot["remaining"] == 100
+    assert engine.ready(snapshot, plan.dependents["start"]) == names
+    stored = store.get_run("r-fan")
+    assert stored is not None and {stored["jobs"][name]["unmet"] for name in names} == {0}
