@@ -498,16 +498,16 @@ class Runtime:
         """Rules 3 and 4: claim and dispatch the ``candidates`` that are ready, skip false-condition ones.
 
         A skip (or a claimed job whose dispatch failed) may make its own dependents ready: they are
-        taken in turn, from the document returned by that update. ``snapshot`` becomes the latest run
+        taken in turn, from the document returned by that update. A candidate found already skipped
+        (by an invocation that may have died before claiming what its skip made ready: skips have no
+        event of their own) has its dependents looked at too. ``snapshot`` becomes the latest run
         document held (for rule 5).
         """
         plan: engine.Plan = entry["plan"]
         run_id = snapshot["_id"]
         claimed: list[str] = []
         skipped: list[str] = []
-        queue = deque(
-            (name, snapshot["jobs"][name]["attempt"]) for name in engine.ready(snapshot, candidates)
-        )
+        queue = deque(self._ready_beyond_skips(entry, run_id, snapshot, candidates))
         seen: set[str] = set()
         while queue:
             name, attempt = queue.popleft()
@@ -543,6 +543,32 @@ class Runtime:
                 ready = engine.ready(after, plan.dependents[name])
                 queue.extend((dependent, after["jobs"][dependent]["attempt"]) for dependent in ready)
         return snapshot, claimed, skipped
+
+    def _ready_beyond_skips(
+        self, entry: Doc, run_id: str, snapshot: Doc, candidates: Sequence[str]
+    ) -> list[tuple[str, int]]:
+        """``(job, attempt)`` of the ready candidates, and of the ready jobs behind skipped ones."""
+        plan: engine.Plan = entry["plan"]
+        found: list[tuple[str, int]] = []
+        visited: set[str] = set()
+        while candidates:
+            jobs = snapshot.get("jobs", {})
+            found += [(name, jobs[name]["attempt"]) for name in engine.ready(snapshot, candidates)]
+            visited.update(candidates)
+            behind = [
+                dependent
+                for name in candidates
+                if jobs.get(name, {}).get("state") == JobState.SKIPPED
+                for dependent in plan.dependents[name]
+                if dependent not in visited
+            ]
+            if not behind:
+                break
+            read = self._snapshot(run_id, entry, self.store.get_run(run_id, projection=project(ready=behind)))
+            if read is None:
+                break
+            snapshot, candidates = read, list(dict.fromkeys(behind))
+        return found
 
     def _holds(self, entry: Doc, run_id: str, spec: Mapping[str, Any]) -> bool:
         """Evaluate a job's condition on the run input and the jobs it reads (one projected read)."""

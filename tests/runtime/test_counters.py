@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from _harness import document, input_eq, job, status_is
+import pytest
+from _harness import World, document, input_eq, job, status_is
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from flowkit.runtime import engine
-from flowkit.runtime.start import new_run_document
+from flowkit.runtime.start import new_run_document, start_run
 
 
 def test_a_plan_knows_dependents_roots_condition_reads_and_phases() -> None:
@@ -97,3 +98,23 @@ def test_counters_agree_with_the_whole_document_rules_at_every_step(case: Any) -
                 run["jobs"][dependent][field] += delta
             else:
                 run[path] += delta
+
+
+def test_a_retried_orchestrator_claims_what_an_earlier_skip_made_ready(database: Any) -> None:
+    # Given a -> s (condition false: skipped) -> d, and a dispatcher that fails d's first dispatch
+    doc = document("wf", [job("a"), job("s", "a", condition=input_eq("go", True)), job("d", "s")])
+    world = World(database)
+    start_run(world.store, doc, {"go": False}, run_id="r")
+    world.deliver(world.deliveries.pop(0))  # started: a is dispatched
+    world.execute(0)  # a runs and reports success
+    outcome = next(d for d in world.deliveries if d.handler == "orchestrator")
+    world.dispatcher.fail_for = {"d"}
+    # When the orchestrator skips s, claims d and fails to dispatch it (the claim is released)
+    with pytest.raises(ConnectionError):
+        world.deliver(outcome)
+    assert world.store.get_run("r")["jobs"]["s"]["state"] == "skipped"
+    assert world.store.get_run("r")["jobs"]["d"]["state"] == "pending"
+    # Then the retried invocation finds s already skipped and still claims d behind it
+    result = world.deliver(outcome)
+    assert result["dispatched"] == ["d"]
+    assert [name for _, name, _ in world.dispatcher.dispatched] == ["a", "d"]

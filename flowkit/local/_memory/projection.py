@@ -1,6 +1,8 @@
 """Projections: ``{"a": 1, "b.c": 1}`` (inclusion) or ``{"config": 0}`` (exclusion), ``_id`` apart.
 
-A projection is parsed once into a tree of paths; applying it copies only what is returned.
+A projection is parsed once into a tree of paths; applying it copies only what is returned, and costs
+what it returns: a few fields of a large sub-document are looked up, not found by walking it (they
+then come back in the projection's order rather than the document's).
 """
 
 from __future__ import annotations
@@ -86,7 +88,14 @@ class Projection:
 
 def _include(doc: Doc, tree: Tree, prefix: str) -> Doc:
     out: Doc = {}
-    for key, value in doc.items():
+    if len(tree) * 4 < len(doc):
+        # A few fields of a large sub-document (``jobs.a.state`` of a 10,000-job run): look them up
+        # instead of walking every key. They come back in the projection's order, not the document's
+        # (MongoDB keeps the document's): the one place the embedded store differs, for speed.
+        items: Any = ((key, doc[key]) for key in tree if key in doc)
+    else:
+        items = iter(doc.items())
+    for key, value in items:
         sub = tree.get(key)
         if sub is None or (key == "_id" and not prefix):
             continue
