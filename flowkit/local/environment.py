@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flowkit.document import Run, StatusEvent
 from flowkit.errors import ConfigError, RunError, StoreUnavailable
@@ -42,6 +42,9 @@ from flowkit.local.result import LocalRun, RunLocation
 from flowkit.runtime._uri import one_line, redact
 from flowkit.runtime.config import Settings
 from flowkit.vocab import JOB_TERMINAL_STATES, EventStatus, RunStatus
+
+if TYPE_CHECKING:
+    from flowkit.runtime.documents import StatusDoc
 
 __all__ = ["LocalEnvironment"]
 
@@ -168,10 +171,10 @@ class LocalEnvironment:
         self._machinery = _Machinery(activity, dispatcher, bus)
         return self._machinery
 
-    def _publish(self, doc: dict[str, Any]) -> None:
+    def _publish(self, doc: StatusDoc) -> None:
         machinery = self._machinery
         if machinery is not None:
-            machinery.bus.publish(doc)
+            machinery.bus.publish(cast("dict[str, Any]", doc))
 
     def _on_event(self, doc: dict[str, Any]) -> None:
         if doc.get("job") is None and doc.get("status") != EventStatus.STARTED:

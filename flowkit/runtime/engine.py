@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 Doc = Mapping[str, Any]
+"""A run as stored (``flowkit.runtime.documents.RunDoc``), or a projected snapshot of one."""
 
 TERMINAL: Final = JOB_TERMINAL_STATES
 FAILED: Final = FAILED_STATES

@@ -48,6 +48,7 @@ from bson.objectid import ObjectId
 from bson.timestamp import Timestamp
 
 from flowkit.errors import EventError
+from flowkit.runtime.documents import ErrorDoc, StatusDoc
 from flowkit.status import EventStatus, status_key
 
 __all__ = [
@@ -106,9 +107,11 @@ class Status:
     error: ErrorInfo | None
     time: datetime
 
-    def as_document(self) -> dict[str, Any]:
+    def as_document(self) -> StatusDoc:
         """The fields as a ``statuses`` document (``error`` a dict, ``time`` a datetime)."""
-        error = None if self.error is None else {"type": self.error.type, "message": self.error.message}
+        error: ErrorDoc | None = (
+            None if self.error is None else {"type": self.error.type, "message": self.error.message}
+        )
         return {
             "key": self.key,
             "run_id": self.run_id,
@@ -123,7 +126,7 @@ class Status:
 
     def as_json(self) -> dict[str, Any]:
         """The fields as JSON data, as ``StatusEvent.model_dump(mode="json")`` writes them."""
-        document = self.as_document()
+        document: dict[str, Any] = dict(self.as_document())
         iso = self.time.isoformat()
         document["time"] = iso[:-6] + "Z" if iso.endswith("+00:00") else iso
         return document

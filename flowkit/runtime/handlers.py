@@ -21,12 +21,13 @@ import logging
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from flowkit.conditions import evaluate
 from flowkit.errors import DispatchError, RunError, RunReplaced, UnknownRun
 from flowkit.runtime import engine
 from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload
+from flowkit.runtime.documents import ErrorDoc, RunDoc, StatusDoc
 from flowkit.runtime.store import RunCache, Store, make_status, nested, project
 from flowkit.vocab import EventStatus, JobState, RunStatus
 
@@ -48,31 +49,25 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
-_OUTCOMES: Final = {EventStatus.SUCCESS: JobState.SUCCEEDED, EventStatus.FAILED: JobState.FAILED}
+"""A cache entry or a projected snapshot of a run (the counted path's own shapes)."""
+Answer = dict[str, Any]
+"""What a handler returns (logged by Lambda): ``{"run_id": ..., "action": ...}``."""
+_OUTCOMES: Final[dict[str, JobState]] = {
+    EventStatus.SUCCESS: JobState.SUCCEEDED,
+    EventStatus.FAILED: JobState.FAILED,
+}
 
 
 def status_from_event(
     event: Mapping[str, Any], *, database: str | None = None, collection: str | None = None
-) -> Doc:
+) -> StatusDoc:
     """The status document carried by an EventBridge envelope, as a plain dict (``EventError`` if bad).
 
     ``database`` / ``collection``, when given, must be the namespace the event says it comes from.
     """
     from flowkit.runtime.events import parse_event
 
-    status = parse_event(dict(event), database=database, collection=collection)
-    error = getattr(status, "error", None)
-    return {
-        "key": status.key,
-        "run_id": status.run_id,
-        "workflow": status.workflow,
-        "job": status.job,
-        "attempt": status.attempt,
-        "status": str(status.status),
-        "output": status.output,
-        "error": None if error is None else {"type": error.type, "message": error.message},
-        "time": status.time,
-    }
+    return parse_event(dict(event), database=database, collection=collection).as_document()
 
 
 class Runtime:
@@ -111,7 +106,7 @@ class Runtime:
 
     # ------------------------------------------------------------------ entry points
 
-    def statemachine_job(self, event: Mapping[str, Any], context: Any = None) -> Doc:
+    def statemachine_job(self, event: Mapping[str, Any], context: Any = None) -> Answer:
         """Record a job's ``success``/``failed`` outcome, advance the phase, end the run if it is over."""
         status = self._parse(event)
         if status["job"] is None or status["status"] not in _OUTCOMES:
@@ -129,7 +124,7 @@ class Runtime:
         ended = self._settle(run)
         return {"run_id": status["run_id"], "action": "recorded", "ended": ended}
 
-    def orchestrator_job(self, event: Mapping[str, Any], context: Any = None) -> Doc:
+    def orchestrator_job(self, event: Mapping[str, Any], context: Any = None) -> Answer:
         """On the run's ``started`` event and on job outcomes: skip and dispatch every ready job."""
         status = self._parse(event)
         if status["job"] is None:
@@ -206,10 +201,10 @@ class Runtime:
     def _namespace(self) -> dict[str, str]:
         return {"database": self.store.database.name, "collection": self.store.statuses.name}
 
-    def _parse(self, event: Mapping[str, Any]) -> Doc:
+    def _parse(self, event: Mapping[str, Any]) -> StatusDoc:
         return status_from_event(event, **self._namespace())
 
-    def _ignored(self, status: Mapping[str, Any], why: str) -> Doc:
+    def _ignored(self, status: StatusDoc, why: str) -> Answer:
         logger.debug("ignoring %s: %s", status["key"], why)
         return {"run_id": status["run_id"], "action": "ignored"}
 
@@ -218,7 +213,7 @@ class Runtime:
             self.rejections[reason] += 1
         logger.warning("rejected %s: %s", status["key"], detail)
 
-    def _read(self, run_id: str, read: Callable[[dict[str, int] | None], Doc | None]) -> Doc | None:
+    def _read(self, run_id: str, read: Callable[[dict[str, int] | None], RunDoc | None]) -> RunDoc | None:
         """One round trip ``read(projection)``, its result completed with the run's cached fixed fields.
 
         A run this container has not seen yet is read whole (and its fixed fields cached); a cached one
@@ -238,13 +233,15 @@ class Runtime:
             fixed = self.store.read_fixed(run_id)
             if fixed is None or not RunCache.matches(fixed, run):
                 raise RunReplaced(f"run {run_id!r} was replaced while being read; retry", run_id=run_id)
-            cached = self.run_cache.put(fixed) or fixed
-        run.update(cached)
+            cached = self.run_cache.put(fixed) or cast("dict[str, Any]", fixed)
+        run.update(cast(RunDoc, cached))
         return run
 
-    def _record(self, status: Mapping[str, Any]) -> Doc | None:
+    def _record(self, status: StatusDoc) -> RunDoc | None:
         """Rule 1: record the outcome (or find it already recorded); None when it is rejected."""
         run_id, job, attempt = status["run_id"], status["job"], status["attempt"]
+        if job is None:
+            return None  # a workflow-level event records no job outcome (the callers never send one)
         state = _OUTCOMES[status["status"]]
         run = self._read(
             run_id,
@@ -280,7 +277,7 @@ class Runtime:
         )
         return None
 
-    def _schedule(self, run: Doc) -> tuple[Doc, list[str], list[str]]:
+    def _schedule(self, run: RunDoc) -> tuple[RunDoc, list[str], list[str]]:
         """Rules 3 and 4: claim and dispatch ready jobs, skip false-condition ones, until nothing changes."""
         claimed: list[str] = []
         skipped: list[str] = []
@@ -315,7 +312,7 @@ class Runtime:
                 break
         return run, claimed, skipped
 
-    def _drain(self, run_id: str) -> Doc:
+    def _drain(self, run_id: str) -> RunDoc:
         """Mark the run draining; the run after (or as it is, if it ended meanwhile)."""
         after = self._read(
             run_id, lambda projection: self.store.start_draining(run_id, projection=projection)
@@ -324,12 +321,12 @@ class Runtime:
             raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
         return after
 
-    def _skip(self, run_id: str, name: str, attempt: int) -> Doc | None:
+    def _skip(self, run_id: str, name: str, attempt: int) -> RunDoc | None:
         return self._read(
             run_id, lambda projection: self.store.skip(run_id, name, attempt, projection=projection)
         )
 
-    def _claim_and_dispatch(self, run: Doc, spec: Mapping[str, Any]) -> tuple[bool, Doc | None]:
+    def _claim_and_dispatch(self, run: RunDoc, spec: Mapping[str, Any]) -> tuple[bool, RunDoc | None]:
         """Claim one job and start it: ``(claimed, run after a recorded dispatch failure or None)``."""
         run_id, name = run["_id"], spec["name"]
         attempt = run["jobs"][name]["attempt"] + 1
@@ -341,7 +338,7 @@ class Runtime:
             # The job can never start with this payload: it fails like a job that failed itself,
             # so failure handling, the run's end and notifications all follow the usual path.
             logger.error("%s", exc)
-            error = {"type": "DispatchError", "message": exc.message}
+            error: ErrorDoc = {"type": "DispatchError", "message": exc.message}
             after = self._read(
                 run_id,
                 lambda projection: self.store.record_outcome(
@@ -363,7 +360,7 @@ class Runtime:
             raise
         return True, None
 
-    def _settle(self, run: Doc) -> str | None:
+    def _settle(self, run: RunDoc) -> str | None:
         """Rules 5 and 6: end the run if this snapshot shows it is over, else move the phase forward."""
         run_id = run["_id"]
         if run.get("status") != RunStatus.RUNNING:
@@ -617,7 +614,7 @@ class Runtime:
             # The job can never start with this payload: it fails like a job that failed itself,
             # so failure handling, the run's end and notifications all follow the usual path.
             logger.error("%s", exc)
-            error = {"type": "DispatchError", "message": exc.message}
+            error: ErrorDoc = {"type": "DispatchError", "message": exc.message}
             after = self._snapshot(
                 run_id,
                 entry,
@@ -720,26 +717,26 @@ def default_runtime() -> Runtime:
     return _default
 
 
-def statemachine_job(event: Mapping[str, Any], context: Any = None) -> Doc:
+def statemachine_job(event: Mapping[str, Any], context: Any = None) -> Answer:
     return default_runtime().statemachine_job(event, context)
 
 
-def orchestrator_job(event: Mapping[str, Any], context: Any = None) -> Doc:
+def orchestrator_job(event: Mapping[str, Any], context: Any = None) -> Answer:
     return default_runtime().orchestrator_job(event, context)
 
 
-def notifications_job(event: Mapping[str, Any], context: Any = None) -> Doc:
+def notifications_job(event: Mapping[str, Any], context: Any = None) -> Answer:
     return default_runtime().notifications_job(event, context)
 
 
-def starter_job(event: Mapping[str, Any], context: Any = None) -> Doc:
+def starter_job(event: Mapping[str, Any], context: Any = None) -> Answer:
     """Start a run of a published workflow: ``{"workflow", "input"?, "run_id"?}`` (``flowkit.runtime.starter``)."""
     from flowkit.runtime.starter import start_published
 
     return start_published(default_runtime().store, event, collection=default_settings().workflows_collection)
 
 
-def destinations_job(event: Mapping[str, Any], context: Any = None) -> Doc:
+def destinations_job(event: Mapping[str, Any], context: Any = None) -> Answer:
     """Turn a Lambda asynchronous-invocation result (destination record) into the job's status event."""
     from flowkit.runtime.destinations import handle_result
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar, overload
 
 from flowkit.errors import RejectedReport, UnknownRun
+from flowkit.runtime.documents import ErrorDoc
 from flowkit.runtime.store import Store, make_status, now
 from flowkit.vocab import OPEN_STATES, EventStatus, JobState
 
@@ -81,7 +82,7 @@ class Reporter:
     def failed(self, run_id: str, job: str, attempt: int, error_type: str, message: str) -> bool:
         """Insert the ``failed`` event with the error's type and message; True if newly reported."""
         workflow = self._check(run_id, job, attempt, EventStatus.FAILED, accept=set(OPEN_STATES))
-        error = {"type": str(error_type), "message": str(message)}
+        error: ErrorDoc = {"type": str(error_type), "message": str(message)}
         return self.store.insert_status(
             make_status(run_id, workflow, job, attempt, EventStatus.FAILED, error=error)
         )

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.conditions import check
 from flowkit.errors import InvalidWorkflow, RunError
+from flowkit.runtime.documents import RunDoc
 from flowkit.runtime.engine import initial_counters
 from flowkit.runtime.store import Store, make_status, now
 from flowkit.vocab import EventStatus, JobState, RunStatus, is_valid_name
@@ -56,7 +57,7 @@ def _check_config(config: Mapping[str, Any]) -> None:
 
 def new_run_document(
     document: WorkflowDocument | Mapping[str, Any], input: Mapping[str, Any], run_id: str
-) -> dict[str, Any]:
+) -> RunDoc:
     """The ``state-machines`` document of a new run: configuration embedded, every job pending.
 
     ``document`` is a ``WorkflowDocument`` or its JSON dump (a dict, as published in MongoDB). The run
@@ -76,7 +77,8 @@ def new_run_document(
         "status": RunStatus.RUNNING,
         "phase": first,
         "phase_index": 0,
-        **counters,
+        "remaining": counters["remaining"],
+        "unhandled": counters["unhandled"],
         "jobs": {
             spec: {
                 "state": JobState.PENDING,
@@ -104,9 +106,7 @@ def start_run(
     return Run.model_validate(start_config(store, document.model_dump(mode="json"), input, run_id=run_id))
 
 
-def start_config(
-    store: Store, config: Mapping[str, Any], input: Any, *, run_id: str | None = None
-) -> dict[str, Any]:
+def start_config(store: Store, config: Mapping[str, Any], input: Any, *, run_id: str | None = None) -> RunDoc:
     """``start_run`` for a compiled document given as a plain dict; returns the stored run document.
 
     Used by the starter Lambda (``flowkit.runtime.handlers.starter_job``), which reads the published

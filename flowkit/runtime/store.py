@@ -20,12 +20,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from flowkit import vocab
+from flowkit.runtime.documents import ErrorDoc, RunDoc, StatusDoc
 from flowkit.runtime.engine import Plan
 from flowkit.vocab import JobState, RunStatus, status_key
 
@@ -54,7 +55,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Doc = dict[str, Any]
-StatusHook = Callable[[Doc], None]
+"""A document as pymongo reads and writes it; the typed shapes are in ``flowkit.runtime.documents``."""
+StatusHook = Callable[[StatusDoc], None]
 
 # A job that has been handed to its target and has not finished yet.
 OPEN_STATES: Final = vocab.OPEN_STATES
@@ -83,9 +85,9 @@ def make_status(
     status: str,
     *,
     output: Any = None,
-    error: Mapping[str, str] | None = None,
+    error: ErrorDoc | None = None,
     time: datetime | None = None,
-) -> Doc:
+) -> StatusDoc:
     """A document for the ``statuses`` collection (``job=None`` for workflow-level events)."""
     return {
         "key": status_key(run_id, job, attempt, status),
@@ -95,9 +97,14 @@ def make_status(
         "attempt": attempt,
         "status": str(status),
         "output": output,
-        "error": dict(error) if error is not None else None,
+        "error": cast(ErrorDoc, dict(error)) if error is not None else None,
         "time": time or now(),
     }
+
+
+def _run(doc: Doc | None) -> RunDoc | None:
+    """A run document as read by pymongo, typed (pymongo's collections are untyped dicts)."""
+    return cast("RunDoc | None", doc)
 
 
 def _pluck(doc: Mapping[str, Any], *path: str) -> Any:
@@ -336,15 +343,15 @@ class Store:
 
     # ------------------------------------------------------------------ plain reads and inserts
 
-    def get_run(self, run_id: str, *, projection: Mapping[str, Any] | None = None) -> Doc | None:
+    def get_run(self, run_id: str, *, projection: Mapping[str, Any] | None = None) -> RunDoc | None:
         """The run document (``projection``: only those top-level fields), or None."""
-        return self.runs.find_one({"_id": run_id}, projection)
+        return _run(self.runs.find_one({"_id": run_id}, projection))
 
-    def read_fixed(self, run_id: str) -> Doc | None:
+    def read_fixed(self, run_id: str) -> RunDoc | None:
         """Only the fields of a run that never change (``FIXED_FIELDS`` + ``IDENTITY``), or None."""
-        return self.runs.find_one({"_id": run_id}, dict.fromkeys((*FIXED_FIELDS, *IDENTITY), 1))
+        return _run(self.runs.find_one({"_id": run_id}, dict.fromkeys((*FIXED_FIELDS, *IDENTITY), 1)))
 
-    def insert_run(self, doc: Doc) -> bool:
+    def insert_run(self, doc: RunDoc) -> bool:
         """Insert a new run document; False when a run with that ``_id`` already exists."""
         try:
             self.runs.insert_one(dict(doc))
@@ -368,16 +375,16 @@ class Store:
         value = _pluck(doc, "config", "notifications")
         return value if isinstance(value, dict) else {}
 
-    def insert_status(self, doc: Mapping[str, Any]) -> bool:
+    def insert_status(self, doc: StatusDoc) -> bool:
         """Insert a status event; False (and no hook call) when its key was already inserted."""
-        stored = dict(doc)
+        stored = dict(doc)  # a copy: insert_one adds the _id to the dict it is given
         try:
             self.statuses.insert_one(stored)
         except DuplicateKeyError:
             logger.debug("status %s already recorded", doc.get("key"))
             return False
         if self.on_status is not None:
-            self.on_status(stored)
+            self.on_status(cast(StatusDoc, stored))
         return True
 
     # ------------------------------------------------------------------ atomic transitions
@@ -390,12 +397,12 @@ class Store:
         *,
         state: str,
         output: Any = None,
-        error: Mapping[str, str] | None = None,
+        error: ErrorDoc | None = None,
         at: datetime | None = None,
         inc: Mapping[str, int] | None = None,
         version: str | None = None,
         projection: Mapping[str, Any] | None = None,
-    ) -> Doc | None:
+    ) -> RunDoc | None:
         """Rule 1: ``dispatched|running`` at ``attempt`` -> ``state``; the run after, or None.
 
         ``inc`` is folded into the same update (the counters the new state moves, see
@@ -421,8 +428,10 @@ class Store:
         }
         if inc:
             update["$inc"] = dict(inc)
-        return self.runs.find_one_and_update(
-            query, update, projection=projection, return_document=ReturnDocument.AFTER
+        return _run(
+            self.runs.find_one_and_update(
+                query, update, projection=projection, return_document=ReturnDocument.AFTER
+            )
         )
 
     def _claim(
@@ -505,7 +514,7 @@ class Store:
         inc: Mapping[str, int] | None = None,
         phase: tuple[int, str] | None = None,
         projection: Mapping[str, Any] | None = None,
-    ) -> Doc | None:
+    ) -> RunDoc | None:
         """Rule 4: ``pending`` at ``attempt`` of a running run -> ``skipped``; the run after, or None.
 
         ``inc`` and ``phase`` are folded into the same update, as for ``record_outcome`` and ``claim``.
@@ -517,38 +526,46 @@ class Store:
         update: Doc = {"$set": changes}
         if inc:
             update["$inc"] = dict(inc)
-        return self.runs.find_one_and_update(
-            {
-                "_id": run_id,
-                "status": RunStatus.RUNNING,
-                f"{prefix}.state": JobState.PENDING,
-                f"{prefix}.attempt": attempt,
-            },
-            update,
-            projection=projection,
-            return_document=ReturnDocument.AFTER,
+        return _run(
+            self.runs.find_one_and_update(
+                {
+                    "_id": run_id,
+                    "status": RunStatus.RUNNING,
+                    f"{prefix}.state": JobState.PENDING,
+                    f"{prefix}.attempt": attempt,
+                },
+                update,
+                projection=projection,
+                return_document=ReturnDocument.AFTER,
+            )
         )
 
-    def mark_running(self, run_id: str, job: str, attempt: int, *, at: datetime | None = None) -> Doc | None:
+    def mark_running(
+        self, run_id: str, job: str, attempt: int, *, at: datetime | None = None
+    ) -> RunDoc | None:
         """Rule 7: ``dispatched`` at ``attempt`` -> ``running``; the run's ``workflow`` header, or None."""
         prefix = f"jobs.{job}"
-        return self.runs.find_one_and_update(
-            {"_id": run_id, f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.attempt": attempt},
-            {"$set": {f"{prefix}.state": JobState.RUNNING, f"{prefix}.started_at": at or now()}},
-            projection={"workflow": 1},
-            return_document=ReturnDocument.AFTER,
+        return _run(
+            self.runs.find_one_and_update(
+                {"_id": run_id, f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.attempt": attempt},
+                {"$set": {f"{prefix}.state": JobState.RUNNING, f"{prefix}.started_at": at or now()}},
+                projection={"workflow": 1},
+                return_document=ReturnDocument.AFTER,
+            )
         )
 
-    def start_draining(self, run_id: str, *, projection: Mapping[str, Any] | None = None) -> Doc | None:
+    def start_draining(self, run_id: str, *, projection: Mapping[str, Any] | None = None) -> RunDoc | None:
         """Rule 9: mark a running run as failing with ``always`` jobs left; the run after, or None.
 
         From then on only ``always`` jobs are claimed, so the others can never start.
         """
-        return self.runs.find_one_and_update(
-            {"_id": run_id, "status": RunStatus.RUNNING},
-            {"$set": {"draining": True}},
-            projection=projection,
-            return_document=ReturnDocument.AFTER,
+        return _run(
+            self.runs.find_one_and_update(
+                {"_id": run_id, "status": RunStatus.RUNNING},
+                {"$set": {"draining": True}},
+                projection=projection,
+                return_document=ReturnDocument.AFTER,
+            )
         )
 
     def advance_phase(self, run_id: str, index: int, phase: str | None) -> bool:

@@ -1,0 +1,83 @@
+"""The runtime's documents as typed dicts: a run, a job entry of a run, a status event, an error.
+
+The handlers, the store, the engine and the dispatchers pass plain dicts (what pymongo reads and writes,
+and what an EventBridge envelope carries); these ``TypedDict``s give them a checked shape at no cost at
+run time (no pydantic on the Lambda event path). They mirror the published pydantic models of
+``flowkit.document`` (``Run``, ``JobRun``, ``StatusEvent``, ``JobError``), and
+``tests/house/test_documents.py`` pins their keys to the models' fields.
+
+Adding a field to a stored document: add it to the pydantic model in ``flowkit/document.py`` AND here,
+in the same commit (the pin test fails until both have it). A field the runtime stores but does not
+publish goes into ``STORED_ONLY`` below as well.
+
+Run documents are often read with a projection (only the fields a handler needs), so ``RunDoc`` is
+``total=False``: a key may be absent, never of another type.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final, TypedDict
+
+__all__ = ["STORED_ONLY", "ErrorDoc", "JobEntry", "RunDoc", "StatusDoc"]
+
+
+class ErrorDoc(TypedDict):
+    """Why a job (or a run) failed (``flowkit.document.JobError``)."""
+
+    type: str
+    message: str
+
+
+class JobEntry(TypedDict):
+    """One job of a run: ``run["jobs"][name]`` (``flowkit.document.JobRun``)."""
+
+    state: str
+    attempt: int
+    output: Any
+    error: ErrorDoc | None
+    dispatched_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    unmet: int
+    """How many of its needs have not let it go ahead yet (the counted plan's dependency counter)."""
+
+
+class RunDoc(TypedDict, total=False):
+    """A document of the ``state-machines`` collection (``flowkit.document.Run``); ``_id`` is the run id."""
+
+    _id: str
+    workflow: str
+    version: str
+    config: dict[str, Any]
+    input: dict[str, Any]
+    status: str
+    phase: str | None
+    phase_index: int
+    jobs: dict[str, JobEntry]
+    created_at: datetime
+    ended_at: datetime | None
+    draining: bool
+    """Set once a failure ends the run but ``always`` jobs still run (absent before)."""
+    remaining: int
+    """Jobs not terminal yet (moved by ``$inc`` with each transition)."""
+    unhandled: int
+    """Failures no failure path handles (moved by ``$inc`` with each transition)."""
+
+
+class StatusDoc(TypedDict):
+    """A document of the ``statuses`` collection (``flowkit.document.StatusEvent``)."""
+
+    key: str
+    run_id: str
+    workflow: str
+    job: str | None
+    attempt: int
+    status: str
+    output: Any
+    error: ErrorDoc | None
+    time: datetime
+
+
+STORED_ONLY: Final = {"RunDoc": frozenset({"phase_index", "draining", "remaining", "unhandled"})}
+"""Keys the runtime stores for its own bookkeeping that the published models leave out."""
