@@ -185,6 +185,9 @@ class JobRun(_Model):
     attempt: int = 0
     unmet: int = 0
     """How many of its needs have not finished in a way that lets it run (0: ready once pending)."""
+    attempt_base: int = Field(
+        default=0, description="attempts made before the last redrive: the retry budget counts from here"
+    )
     output: JsonValue = None
     error: JobError | None = None
     dispatched_at: datetime | None = None
@@ -207,6 +210,8 @@ class Run(_Model):
     jobs: dict[str, JobRun]
     created_at: datetime
     ended_at: datetime | None = None
+    end_reason: str | None = Field(default=None, description="why the run was cancelled")
+    redrive_count: int = Field(default=0, description="how many times the run was redriven")
 
 
 # --------------------------------------------------------------------------- a status event

@@ -41,6 +41,7 @@ __all__ = [
     "NOTIFY_KINDS",
     "OPEN_STATES",
     "RUN_ENDED_STATUSES",
+    "RUN_END_EVENTS",
     "EventStatus",
     "JobState",
     "NotifyKind",
@@ -109,13 +110,28 @@ RUN_ENDED_STATUSES: Final = frozenset(
 
 
 class EventStatus(StrEnum):
-    """The ``status`` of a document in the ``statuses`` collection."""
+    """The ``status`` of a document in the ``statuses`` collection.
+
+    Workflow-level events (no job) carry the run's redrive count as their ``attempt``: ``started`` at
+    0 when the run is created and at n when redrive n takes it back to running; one end event per
+    redrive.
+    """
 
     STARTED = "started"
     SUCCESS = "success"
     FAILED = "failed"
     # The failure-handling work adds the kinds flowkit writes on its own (an attempt timed out, a retry
     # scheduled, a run cancelled) here, together with their notification kinds and Slack messages.
+    CANCELLED = "cancelled"
+    """Workflow-level only: the run was cancelled (``flowkit cancel``); ``output`` holds the reason."""
+
+
+RUN_END_EVENTS: Final = {
+    RunStatus.SUCCEEDED: EventStatus.SUCCESS,
+    RunStatus.FAILED: EventStatus.FAILED,
+    RunStatus.CANCELLED: EventStatus.CANCELLED,
+}
+"""The workflow-level event a run's end inserts (attempt = the run's ``redrive_count``)."""
 
 
 def status_key(run_id: str, job: str | None, attempt: int, status: str) -> str:

@@ -24,18 +24,24 @@ _RUN_KINDS: Final[dict[EventStatus, NotifyKind]] = {
     EventStatus.STARTED: NotifyKind.RUN_STARTED,
     EventStatus.SUCCESS: NotifyKind.RUN_SUCCEEDED,
     EventStatus.FAILED: NotifyKind.RUN_FAILED,
+    EventStatus.CANCELLED: NotifyKind.RUN_CANCELLED,
 }
 _JOB_KINDS: Final[dict[EventStatus, NotifyKind]] = {
     EventStatus.STARTED: NotifyKind.JOB_STARTED,
     EventStatus.SUCCESS: NotifyKind.JOB_SUCCEEDED,
     EventStatus.FAILED: NotifyKind.JOB_FAILED,
 }
-_EMOJI: Final = {EventStatus.STARTED: ":arrow_forward:", EventStatus.SUCCESS: ":white_check_mark:"}
+_EMOJI: Final = {
+    EventStatus.STARTED: ":arrow_forward:",
+    EventStatus.SUCCESS: ":white_check_mark:",
+    EventStatus.CANCELLED: ":no_entry_sign:",
+}
 _EMOJI_FAILED: Final = ":x:"
 _VERB: Final = {
     EventStatus.STARTED: "started",  # words of the message, not states
     EventStatus.SUCCESS: "succeeded",
     EventStatus.FAILED: "failed",
+    EventStatus.CANCELLED: "cancelled",
 }
 
 # Slack limits: a section's text is at most 3000 characters, a field's at most 2000.
@@ -89,8 +95,15 @@ def build_message(status: Status, config: NotifySettings) -> Message:
     )
 
 
+def _verb(status: Status) -> str:
+    """What happened, in words: a workflow-level ``started`` at attempt n > 0 is redrive n."""
+    if status.job is None and status.status is EventStatus.STARTED and status.attempt > 0:
+        return f"redriven (redrive {status.attempt})"
+    return _VERB[status.status]
+
+
 def _fallback_text(status: Status, mention: str | None) -> str:
-    verb = _VERB[status.status]
+    verb = _verb(status)
     workflow, run_id = _clip(status.workflow, 200), _clip(status.run_id, 200)
     if status.job is None:
         text = f"[{workflow}] run {run_id} {verb}"
@@ -104,7 +117,7 @@ def _fallback_text(status: Status, mention: str | None) -> str:
 def _blocks(status: Status, mention: str | None) -> list[dict[str, Any]]:
     failed = status.status is EventStatus.FAILED
     emoji = _EMOJI_FAILED if failed else _EMOJI[status.status]
-    verb = _VERB[status.status]
+    verb = _verb(status)
     if status.job is None:
         title = f"{emoji} Run *{_clip(status.run_id, 500)}* of *{_clip(status.workflow, 500)}* {verb}"
     else:

@@ -39,6 +39,8 @@ class JobEntry(TypedDict):
     dispatched_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    attempt_base: int
+    """Attempts made before the last redrive: the retry budget counts from here (absent: 0)."""
     unmet: int
     """How many of its needs have not let it go ahead yet (the counted plan's dependency counter)."""
 
@@ -63,6 +65,11 @@ class RunDoc(TypedDict, total=False):
     """Jobs not terminal yet (moved by ``$inc`` with each transition)."""
     unhandled: int
     """Failures no failure path handles (moved by ``$inc`` with each transition)."""
+    redrive_count: int
+    """How many times the run was redriven (absent before its first redrive)."""
+    redriven_at: datetime | None
+    end_reason: str | None
+    """Why the run was cancelled."""
 
 
 class StatusDoc(TypedDict):

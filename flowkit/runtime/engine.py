@@ -21,7 +21,7 @@ older snapshot is never wrong, only incomplete.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -78,12 +78,14 @@ def is_always(spec: Mapping[str, Any]) -> bool:
     return spec.get("run_on") == RunOn.ALL_DONE
 
 
-def failure_taken(run: Doc, spec: Mapping[str, Any]) -> bool | None:
+def failure_taken(run: Doc, spec: Mapping[str, Any], claiming: Collection[str] = ()) -> bool | None:
     """For a failed job: was a failure path taken? ``True``, ``False`` (none can be), ``None`` (undecided).
 
     A failure path is a job listed in ``handled_by`` (its condition can only hold because this job
     failed). The failure is handled once one of them was claimed, and counts once all of them were
     skipped or cancelled. A document without ``handled_by`` treats ``failure_handled`` as handled.
+    ``claiming``: jobs the caller is about to claim (as good as claimed: a claim of a pending job whose
+    condition holds can only lose to another claim of it).
     """
     if not spec.get("failure_handled", False):
         return False
@@ -94,6 +96,8 @@ def failure_taken(run: Doc, spec: Mapping[str, Any]) -> bool | None:
     undecided = False
     for name in handlers:
         state = jobs[name]["state"] if name in jobs else JobState.SKIPPED
+        if name in claiming:
+            return True
         if state == JobState.PENDING:
             undecided = True
         elif state not in _NOT_TAKEN:
@@ -109,7 +113,14 @@ def _failing(run: Doc, specs: Mapping[str, Mapping[str, Any]]) -> bool:
     )
 
 
-def _satisfied(run: Doc, name: str, need: str, specs: Mapping[str, Mapping[str, Any]], state: str) -> bool:
+def _satisfied(
+    run: Doc,
+    name: str,
+    need: str,
+    specs: Mapping[str, Mapping[str, Any]],
+    state: str,
+    claiming: Collection[str],
+) -> bool:
     if state in _SATISFIED:
         return True
     if state not in FAILED:
@@ -118,7 +129,7 @@ def _satisfied(run: Doc, name: str, need: str, specs: Mapping[str, Mapping[str, 
     handlers = spec.get("handled_by")
     if handlers is not None and name in handlers:
         return bool(spec.get("failure_handled", False))  # a failure path decides on its own condition
-    return failure_taken(run, spec) is True
+    return failure_taken(run, spec, claiming) is True
 
 
 def condition_context(run: Doc) -> dict[str, Any]:
@@ -154,40 +165,52 @@ def decide(run: Doc) -> Decision:
             return Decision(drain=True)
     decision = Decision()
     context: dict[str, Any] | None = None
-    for name, spec in specs.items():
-        job = jobs.get(name)
-        if job is None or job["state"] != JobState.PENDING:
-            continue
-        always = is_always(spec)
-        if failing and not always:
-            continue
-        if always:
-            ready = all(
-                need in jobs
-                and (
-                    jobs[need]["state"] in TERMINAL
-                    or (
-                        failing
-                        and jobs[need]["state"] == JobState.PENDING
-                        and not is_always(specs.get(need, {}))
+    decided: set[str] = set()
+    claiming: set[str] = set()
+    paths: set[str] | None = None  # every job that is a failure path of some job
+    again = True
+    while again:  # once more when a claim takes a failure path: what needs the failed job is ready now
+        again = False
+        for name, spec in specs.items():
+            job = jobs.get(name)
+            if job is None or job["state"] != JobState.PENDING or name in decided:
+                continue
+            always = is_always(spec)
+            if failing and not always:
+                continue
+            if always:
+                ready = all(
+                    need in jobs
+                    and (
+                        jobs[need]["state"] in TERMINAL
+                        or (
+                            failing
+                            and jobs[need]["state"] == JobState.PENDING
+                            and not is_always(specs.get(need, {}))
+                        )
                     )
+                    for need in spec.get("needs", ())
                 )
-                for need in spec.get("needs", ())
-            )
-        else:
-            ready = all(
-                need in jobs and _satisfied(run, name, need, specs, jobs[need]["state"])
-                for need in spec.get("needs", ())
-            )
-        if not ready:
-            continue
-        condition = spec.get("condition")
-        if condition is None:
+            else:
+                ready = all(
+                    need in jobs and _satisfied(run, name, need, specs, jobs[need]["state"], claiming)
+                    for need in spec.get("needs", ())
+                )
+            if not ready:
+                continue
+            decided.add(name)
+            condition = spec.get("condition")
+            if condition is not None:
+                if context is None:
+                    context = condition_context(run)
+                if not evaluate(condition, context):
+                    decision.skip.append(name)
+                    continue
             decision.claim.append(name)
-            continue
-        if context is None:
-            context = condition_context(run)
-        (decision.claim if evaluate(condition, context) else decision.skip).append(name)
+            claiming.add(name)
+            if paths is None:
+                paths = {path for spec in specs.values() for path in spec.get("handled_by") or ()}
+            again = again or name in paths
     return decision
 
 

@@ -375,8 +375,11 @@ def _check_consistency(event: Status, where: str) -> None:
     context = {"run_id": event.run_id, "workflow": event.workflow, "job": event.job}
     problem: str | None = None
     if event.job is None:
-        if event.attempt != 0:
-            problem = f"{where}.attempt: a workflow-level event (job null) has attempt 0, got {event.attempt}"
+        if event.attempt < 0:
+            problem = (
+                f"{where}.attempt: a workflow-level event (job null) has attempt >= 0 (the run's redrive "
+                f"count), got {event.attempt}"
+            )
     elif not event.job:
         problem = f"{where}.job: empty job name (use null for a workflow-level event)"
     elif event.attempt < 1:

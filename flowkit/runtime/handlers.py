@@ -28,7 +28,7 @@ from flowkit.errors import DispatchError, RunError, RunReplaced, UnknownRun
 from flowkit.runtime import engine
 from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload
 from flowkit.runtime.documents import ErrorDoc, RunDoc, StatusDoc
-from flowkit.runtime.store import RunCache, Store, make_status, nested, project
+from flowkit.runtime.store import RunCache, Store, end_event, make_status, nested, project
 from flowkit.vocab import EventStatus, JobState, RunStatus
 
 if TYPE_CHECKING:
@@ -160,8 +160,13 @@ class Runtime:
     def _orchestrate_counted(self, status: Mapping[str, Any], entry: Doc) -> Doc:
         """``orchestrator_job`` on the counters: only the finished job's dependents are looked at."""
         if status["job"] is None:
-            entry, snapshot = self._started_counted(status["run_id"], entry)
-            candidates: Sequence[str] = entry["plan"].roots
+            # The first start looks at the root jobs; a redrive's start (attempt = redrive count) at
+            # every job, since the jobs it set back to pending can be anywhere in the workflow.
+            plan: engine.Plan = entry["plan"]
+            candidates: Sequence[str] = plan.roots if not status["attempt"] else tuple(plan.specs)
+            entry, snapshot = self._started_counted(status["run_id"], entry, candidates)
+            if status["attempt"]:
+                candidates = tuple(entry["plan"].specs)
         else:
             # Rule 2: record the outcome first, so the decision below sees it (and every earlier one).
             recorded = self._record_counted(status, entry)
@@ -475,13 +480,12 @@ class Runtime:
             return None
         raise RunReplaced(f"run {run_id!r} was replaced while being read; retry", run_id=run_id)
 
-    def _started_counted(self, run_id: str, entry: Doc) -> tuple[Doc, Doc]:
-        """The fixed fields and a snapshot of the run's root jobs, for its ``started`` event."""
+    def _started_counted(self, run_id: str, entry: Doc, candidates: Sequence[str]) -> tuple[Doc, Doc]:
+        """The fixed fields and a snapshot of the ``candidates`` jobs, for a ``started`` event."""
         for retry in range(2):
             if retry:
                 entry = self._fixed(run_id)
-            plan: engine.Plan = entry["plan"]
-            read = self.store.get_run(run_id, projection=project(ready=plan.roots))
+            read = self.store.get_run(run_id, projection=project(ready=candidates))
             if read is None:
                 raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
             snapshot = self._snapshot(run_id, entry, read)
@@ -647,7 +651,7 @@ class Runtime:
     def _settle_counted(self, entry: Doc, snapshot: Doc) -> str | None:
         """Rule 5: end the run if the latest snapshot shows it is over (the counters say so)."""
         run_id = snapshot["_id"]
-        run = {"_id": run_id, "workflow": entry["workflow"]}
+        run = {"_id": run_id, "workflow": entry["workflow"], "redrive_count": snapshot.get("redrive_count")}
         if snapshot.get("status") != RunStatus.RUNNING:
             # Already ended: (re-)insert the end event; the unique key makes it harmless (rule 5).
             self._insert_end_event(run, snapshot["status"])
@@ -663,8 +667,7 @@ class Runtime:
         return None
 
     def _insert_end_event(self, run: Mapping[str, Any], result: str) -> None:
-        status = EventStatus.SUCCESS if result == RunStatus.SUCCEEDED else EventStatus.FAILED
-        self.store.insert_status(make_status(run["_id"], run["workflow"], None, 0, status))
+        self.store.insert_status(end_event(run, result))
 
     def _get_notifier(self) -> Notifier | None:
         if self._notifier is None and self._notifier_factory is not None:

@@ -28,7 +28,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from flowkit import vocab
 from flowkit.runtime.documents import ErrorDoc, RunDoc, StatusDoc
 from flowkit.runtime.engine import Plan
-from flowkit.vocab import JobState, RunStatus, status_key
+from flowkit.vocab import RUN_END_EVENTS, JobState, RunStatus, status_key
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -45,6 +45,7 @@ __all__ = [
     "READY_FIELDS",
     "RunCache",
     "Store",
+    "end_event",
     "make_status",
     "nested",
     "now",
@@ -66,9 +67,9 @@ OPEN_STATES: Final = vocab.OPEN_STATES
 FIXED_FIELDS: Final = ("workflow", "config", "input")
 IDENTITY: Final = ("version", "created_at")
 # What a handler reads of a run it has cached: the fields that change, plus the identity check.
-LIVE_FIELDS: Final = ("status", "phase_index", "jobs", "draining", *IDENTITY)
+LIVE_FIELDS: Final = ("status", "phase_index", "jobs", "draining", "redrive_count", *IDENTITY)
 # What a counted transition reads back besides the jobs it touches: enough to settle the run.
-COUNTERS: Final = ("status", "remaining", "unhandled", *IDENTITY)
+COUNTERS: Final = ("status", "remaining", "unhandled", "redrive_count", *IDENTITY)
 
 
 def now() -> datetime:
@@ -105,6 +106,20 @@ def make_status(
 def _run(doc: Doc | None) -> RunDoc | None:
     """A run document as read by pymongo, typed (pymongo's collections are untyped dicts)."""
     return cast("RunDoc | None", doc)
+def end_event(run: Mapping[str, Any], status: str, *, output: Any = None) -> StatusDoc:
+    """The workflow-level event of a run ending as ``status`` (a ``RunStatus``).
+
+    Its attempt is the run's ``redrive_count``, so each redrive of a run ends with an event of its own
+    (``r-1/*/0/failed``, then ``r-1/*/1/success``), and ending the same time twice inserts once.
+    """
+    return make_status(
+        run["_id"],
+        run["workflow"],
+        None,
+        int(run.get("redrive_count") or 0),
+        RUN_END_EVENTS[RunStatus(status)],
+        output=output,
+    )
 
 
 def _pluck(doc: Mapping[str, Any], *path: str) -> Any:
@@ -576,10 +591,44 @@ class Store:
         )
         return result.modified_count == 1
 
-    def end_run(self, run_id: str, status: str, *, phase_index: int, at: datetime | None = None) -> bool:
-        """Rule 5: ``running`` -> ``status``; True only for the one caller whose update won."""
-        result = self.runs.update_one(
-            {"_id": run_id, "status": RunStatus.RUNNING},
-            {"$set": {"status": status, "ended_at": at or now(), "phase": None, "phase_index": phase_index}},
-        )
+    def end_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        phase_index: int,
+        at: datetime | None = None,
+        reason: str | None = None,
+    ) -> bool:
+        """Rule 5: ``running`` -> ``status``; True only for the one caller whose update won.
+
+        ``reason`` (a cancel's) is stored as the run's ``end_reason``.
+        """
+        sets: Doc = {"status": status, "ended_at": at or now(), "phase": None, "phase_index": phase_index}
+        if reason is not None:
+            sets["end_reason"] = reason
+        result = self.runs.update_one({"_id": run_id, "status": RunStatus.RUNNING}, {"$set": sets})
         return result.modified_count == 1
+
+    def cancel_jobs(self, run_id: str, jobs: Iterable[str], *, at: datetime | None = None) -> list[str]:
+        """``pending``/``waiting`` -> ``cancelled`` for each of ``jobs`` of a run that is no longer running.
+
+        One compare-and-set per job: a job that was dispatched or is running is never touched (its
+        outcome is still recorded when it arrives), and nothing is cancelled while the run is
+        ``running``. Returns the jobs this call cancelled.
+        """
+        moment = at or now()
+        cancelled: list[str] = []
+        for job in jobs:
+            prefix = f"jobs.{job}"
+            result = self.runs.update_one(
+                {
+                    "_id": run_id,
+                    "status": {"$in": sorted(vocab.RUN_ENDED_STATUSES)},
+                    f"{prefix}.state": {"$in": [JobState.PENDING, JobState.WAITING]},
+                },
+                {"$set": {f"{prefix}.state": JobState.CANCELLED, f"{prefix}.finished_at": moment}},
+            )
+            if result.modified_count == 1:
+                cancelled.append(job)
+        return cancelled

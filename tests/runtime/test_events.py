@@ -267,8 +267,8 @@ def test_the_bare_full_document_is_not_an_event() -> None:
     ("change", "message"),
     [
         (
-            {"job": None, "attempt": 1, "key": f"{RUN}/*/1/started"},
-            "workflow-level event (job null) has attempt 0",
+            {"job": None, "attempt": -1, "key": f"{RUN}/*/-1/started"},
+            "workflow-level event (job null) has attempt >= 0 (the run's redrive count), got -1",
         ),
         ({"attempt": 0, "key": f"{RUN}/extract/0/started"}, "a job event has attempt >= 1, got 0"),
         ({"job": "", "key": f"{RUN}/*/1/started"}, "empty job name"),

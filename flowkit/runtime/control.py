@@ -1,0 +1,244 @@
+"""What an operator does to a run: cancel it, or redrive it after it failed.
+
+``cancel_run(store, run_id, reason=...)`` ends a running run ``cancelled`` (one compare-and-set, so
+exactly once whoever races), cancels its jobs that have not started (``pending``, ``waiting``: one
+compare-and-set each), and inserts the one workflow-level ``cancelled`` event (notification
+``run.cancelled``). Jobs already dispatched or running are left alone: a Lambda cannot be stopped from
+here, and their outcomes are still recorded when they arrive, changing nothing else (nothing is
+claimed on a run that is not running). Cancelling a cancelled run again finishes what a crash may have
+left undone and changes nothing else.
+
+``redrive_run(store, run_id)`` takes a ``failed``, ``timed_out`` or ``cancelled`` run back to
+``running``, with Step Functions' ``RedriveExecution`` semantics (``jobs_to_redrive``): the jobs whose
+failure ended it, the cancelled or unfinished ones, and the jobs decided on their outcome run again,
+with a fresh attempt budget; everything else keeps its state and output. The run's ``redrive_count``
+is the compare-and-set: two redrives of the same failure redrive once. The redrive inserts a
+workflow-level ``started`` event with ``attempt`` = the new redrive count, which the orchestrator
+handles like the run's first start.
+
+Plain dicts and pymongo only (no pydantic), like the rest of ``flowkit.runtime``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from flowkit.conditions import referenced_jobs
+from flowkit.errors import RunError, UnknownRun
+from flowkit.runtime import engine
+from flowkit.runtime.store import Store, end_event, make_status, now
+from flowkit.vocab import FAILED_STATES, JOB_TERMINAL_STATES, OPEN_STATES, EventStatus, JobState, RunStatus
+
+__all__ = ["REDRIVABLE", "Redrive", "cancel_run", "jobs_to_redrive", "redrive_run"]
+
+logger = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+
+REDRIVABLE: Final = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLED})
+"""Run statuses a redrive accepts."""
+_RETRIES: Final = 5
+"""Compare-and-set attempts of a redrive racing late outcomes before it gives up."""
+
+
+def _read(store: Store, run_id: str) -> Any:
+    if not isinstance(run_id, str) or not run_id:
+        raise RunError(f"a run id is a non-empty string, got {run_id!r}")
+    run = store.get_run(run_id)
+    if run is None:
+        raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
+    return run
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+def cancel_run(store: Store, run_id: str, *, reason: str | None = None) -> bool:
+    """Cancel a running run; True if this call cancelled it, False if it was already cancelled.
+
+    A run that ended otherwise (succeeded, failed, timed out) raises ``RunError``; an unknown run
+    ``UnknownRun``.
+    """
+    if reason is not None and not isinstance(reason, str):
+        raise RunError(f"a cancel reason is a string, got {reason!r}", run_id=run_id)
+    run = _read(store, run_id)
+    won = store.end_run(
+        run_id,
+        RunStatus.CANCELLED,
+        phase_index=len(run["config"]["phases"]),
+        reason=reason if reason is not None else "cancelled",
+    )
+    if not won:
+        run = _read(store, run_id)
+        if run.get("status") != RunStatus.CANCELLED:
+            raise RunError(
+                f"run {run_id!r} has already ended {run.get('status')!r}: only a running run can be "
+                "cancelled",
+                run_id=run_id,
+                workflow=run.get("workflow"),
+            )
+    # Finish the cancel (again, after a crash: every step is a no-op the second time).
+    open_names = [
+        name for name, job in run["jobs"].items() if job["state"] in (JobState.PENDING, JobState.WAITING)
+    ]
+    cancelled = store.cancel_jobs(run_id, open_names)
+    stored_reason = reason if won else run.get("end_reason", reason)
+    store.insert_status(end_event(run, RunStatus.CANCELLED, output={"reason": stored_reason or "cancelled"}))
+    if won:
+        logger.info("run %s cancelled (%s); jobs cancelled: %s", run_id, reason, ", ".join(cancelled))
+    return won
+
+
+# --------------------------------------------------------------------------- redrive
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """What a redrive did: the run's new ``redrive_count`` and the jobs that will run again."""
+
+    run_id: str
+    redrive_count: int
+    jobs: list[str]
+
+
+def jobs_to_redrive(run: Mapping[str, Any]) -> list[str]:
+    """The jobs of an ended run that a redrive sets back to ``pending``, in document order.
+
+    - a job whose failure (``failed``, ``timed_out``) counted: it had no failure path, or none ran;
+    - a job ``cancelled``, or left ``waiting`` / ``dispatched`` / ``running`` by the end (a late
+      outcome of that attempt is then stale and changes nothing);
+    - then, repeatedly, a ``skipped`` job whose condition reads a job being redriven, or that needs
+      one: it was decided on an outcome that is about to change (``when(charge.error_type == ...)``).
+
+    Kept: succeeded jobs (and their outputs), failures a failure path handled (the path that ran stays
+    valid), skipped jobs decided on outcomes that stay, and pending jobs (still pending).
+    """
+    specs = {spec["name"]: spec for spec in engine.job_specs(run)}
+    jobs = run["jobs"]
+    again: set[str] = set()
+    for name, job in jobs.items():
+        state = job["state"]
+        if state in FAILED_STATES:
+            if engine.failure_taken(run, specs.get(name, {})) is not True:
+                again.add(name)
+        elif state in (JobState.CANCELLED, JobState.WAITING, *OPEN_STATES):
+            again.add(name)
+    changed = True
+    while changed:
+        changed = False
+        for name, job in jobs.items():
+            if name in again or job["state"] != JobState.SKIPPED:
+                continue
+            spec = specs.get(name, {})
+            reads = referenced_jobs(spec["condition"]) if spec.get("condition") else set()
+            if (reads | set(spec.get("needs", ()))) & again:
+                again.add(name)
+                changed = True
+    return [name for name in specs if name in again] + sorted(again - set(specs))
+
+
+def _counters(run: Mapping[str, Any]) -> Doc:
+    """The counters of ``engine.Plan.counted`` runs, computed from the jobs' states (after a reset)."""
+    specs = {spec["name"]: spec for spec in engine.job_specs(run)}
+    jobs = run["jobs"]
+
+    def satisfies(name: str) -> bool:
+        state = jobs[name]["state"]
+        if state in (JobState.SUCCEEDED, JobState.SKIPPED):
+            return True
+        return state in FAILED_STATES and engine.failure_taken(run, specs.get(name, {})) is True
+
+    counters: Doc = {
+        "remaining": sum(1 for job in jobs.values() if job["state"] not in JOB_TERMINAL_STATES),
+        "unhandled": sum(
+            1 for name, job in jobs.items() if job["state"] in FAILED_STATES and not satisfies(name)
+        ),
+    }
+    for name, job in jobs.items():
+        if job["state"] == JobState.PENDING and name in specs:
+            needs = dict.fromkeys(need for need in specs[name].get("needs", ()) if need in jobs)
+            counters[f"jobs.{name}.unmet"] = sum(1 for need in needs if not satisfies(need))
+    return counters
+
+
+def redrive_run(store: Store, run_id: str) -> Redrive:
+    """Take an ended, unsuccessful run back to ``running``; ``RunError`` if it cannot be redriven.
+
+    Exactly once per ending: the update is a compare-and-set on the run's status and ``redrive_count``
+    (and on the state and attempt of every job it resets, so an outcome recorded meanwhile is never
+    overwritten: the redrive then reads the run again and retries).
+    """
+    for _ in range(_RETRIES):
+        run = _read(store, run_id)
+        status = run.get("status")
+        if status not in REDRIVABLE:
+            why = f"ended {status!r}"
+            if status == RunStatus.RUNNING:
+                why = "is running"
+                count = int(run.get("redrive_count") or 0)
+                if count:  # a redrive that crashed before its event: insert it (again; harmless)
+                    store.insert_status(
+                        make_status(
+                            run_id,
+                            run["workflow"],
+                            None,
+                            count,
+                            EventStatus.STARTED,
+                            time=run.get("redriven_at"),
+                        )
+                    )
+            raise RunError(
+                f"run {run_id!r} {why}: only a failed, timed-out or cancelled run can be redriven",
+                run_id=run_id,
+                workflow=run.get("workflow"),
+            )
+        count = int(run.get("redrive_count") or 0)
+        names = jobs_to_redrive(run)
+        query: Doc = {
+            "_id": run_id,
+            "status": status,
+            "redrive_count": count if count else {"$in": [None, 0]},
+        }
+        sets: Doc = {
+            "status": RunStatus.RUNNING,
+            "redrive_count": count + 1,
+            "redriven_at": now(),
+            "ended_at": None,
+            "end_reason": None,
+            "draining": False,
+        }
+        after = {**run, "jobs": {**run["jobs"]}}
+        for name in names:
+            job = run["jobs"][name]
+            query[f"jobs.{name}.state"] = job["state"]
+            query[f"jobs.{name}.attempt"] = job["attempt"]
+            reset = {
+                "state": JobState.PENDING,
+                "attempt_base": job["attempt"],
+                "output": None,
+                "error": None,
+                "dispatched_at": None,
+                "started_at": None,
+                "finished_at": None,
+            }
+            sets.update({f"jobs.{name}.{field}": value for field, value in reset.items()})
+            after["jobs"][name] = {**job, **reset}
+        index, phase = engine.current_phase(after)
+        sets.update({"phase": phase, "phase_index": index})
+        if "remaining" in run:  # a run decided on counters: set them to what the reset run holds
+            sets.update(_counters(after))
+        result = store.runs.update_one(query, {"$set": sets})
+        if result.modified_count == 1:
+            logger.info("run %s redriven (redrive %d): %s", run_id, count + 1, ", ".join(names))
+            store.insert_status(
+                make_status(
+                    run_id, run["workflow"], None, count + 1, EventStatus.STARTED, time=sets["redriven_at"]
+                )
+            )
+            return Redrive(run_id, count + 1, names)
+    raise RunError(
+        f"run {run_id!r} kept changing while being redriven (late outcomes?); try again", run_id=run_id
+    )
