@@ -42,6 +42,7 @@ __all__ = [
     "OPEN_STATES",
     "RUN_ENDED_STATUSES",
     "RUN_END_EVENTS",
+    "WORKFLOW_ONLY_STATUSES",
     "EventStatus",
     "JobState",
     "NotifyKind",
@@ -125,6 +126,9 @@ class EventStatus(StrEnum):
     CANCELLED = "cancelled"
     """Workflow-level only: the run was cancelled (``flowkit cancel``); ``output`` holds the reason."""
 
+
+WORKFLOW_ONLY_STATUSES: Final = frozenset({EventStatus.CANCELLED})
+"""Event statuses that only workflow-level events (``job`` null) have."""
 
 RUN_END_EVENTS: Final = {
     RunStatus.SUCCEEDED: EventStatus.SUCCESS,

@@ -40,6 +40,7 @@ Doc = dict[str, Any]
 
 REDRIVABLE: Final = frozenset({RunStatus.FAILED, RunStatus.TIMED_OUT, RunStatus.CANCELLED})
 """Run statuses a redrive accepts."""
+_NO_REASON: Final = "no reason given"
 _RETRIES: Final = 5
 """Compare-and-set attempts of a redrive racing late outcomes before it gives up."""
 
@@ -69,7 +70,7 @@ def cancel_run(store: Store, run_id: str, *, reason: str | None = None) -> bool:
         run_id,
         RunStatus.CANCELLED,
         phase_index=len(run["config"]["phases"]),
-        reason=reason if reason is not None else "cancelled",
+        reason=reason if reason is not None else _NO_REASON,
     )
     if not won:
         run = _read(store, run_id)
@@ -86,7 +87,7 @@ def cancel_run(store: Store, run_id: str, *, reason: str | None = None) -> bool:
     ]
     cancelled = store.cancel_jobs(run_id, open_names)
     stored_reason = reason if won else run.get("end_reason", reason)
-    store.insert_status(end_event(run, RunStatus.CANCELLED, output={"reason": stored_reason or "cancelled"}))
+    store.insert_status(end_event(run, RunStatus.CANCELLED, output={"reason": stored_reason or _NO_REASON}))
     if won:
         logger.info("run %s cancelled (%s); jobs cancelled: %s", run_id, reason, ", ".join(cancelled))
     return won

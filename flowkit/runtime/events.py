@@ -50,6 +50,7 @@ from bson.timestamp import Timestamp
 from flowkit.errors import EventError
 from flowkit.runtime.documents import ErrorDoc, StatusDoc
 from flowkit.status import EventStatus, status_key
+from flowkit.vocab import WORKFLOW_ONLY_STATUSES
 
 __all__ = [
     "DETAIL_TYPE_PREFIX",
@@ -382,6 +383,8 @@ def _check_consistency(event: Status, where: str) -> None:
             )
     elif not event.job:
         problem = f"{where}.job: empty job name (use null for a workflow-level event)"
+    elif event.status in WORKFLOW_ONLY_STATUSES:
+        problem = f"{where}.status: a {event.status.value!r} event is workflow-level (job null), got job {event.job!r}"
     elif event.attempt < 1:
         problem = f"{where}.attempt: a job event has attempt >= 1, got {event.attempt}"
     if problem is None:

@@ -29,6 +29,8 @@ ALLOWED = {
     ("runtime/_slack_message.py", "started"),  # the verbs of a message's text
     ("runtime/_slack_message.py", "succeeded"),
     ("runtime/_slack_message.py", "failed"),
+    ("runtime/_slack_message.py", "cancelled"),
+    ("cli/_control.py", "cancelled"),  # the command's answer: "cancelled RUN"
     ("local/mocks.py", "success"),  # the mock field {"success": <output>}
     ("local/__init__.py", "success"),  # the name flowkit.local.success
 }

@@ -104,7 +104,7 @@ MALFORMED: dict[str, str] = {
     "not_insert": "event.detail.operationType: 'update' is not 'insert'",
     "missing_full_document": "event.detail.fullDocument: missing; turn on 'Full Document' in the Atlas trigger",
     "detail_not_object": "event.detail: expected a JSON object, got str",
-    "bad_status": "event.detail.fullDocument.status: 'done' is not one of started, success, failed",
+    "bad_status": "event.detail.fullDocument.status: 'done' is not one of started, success, failed, cancelled",
     "bad_attempt_type": "event.detail.fullDocument.attempt: input should be a valid integer",
     "missing_run_id": "event.detail.fullDocument.run_id: missing",
     "bad_date": "event.detail.fullDocument.time: invalid Extended JSON",
@@ -272,6 +272,10 @@ def test_the_bare_full_document_is_not_an_event() -> None:
         ),
         ({"attempt": 0, "key": f"{RUN}/extract/0/started"}, "a job event has attempt >= 1, got 0"),
         ({"job": "", "key": f"{RUN}/*/1/started"}, "empty job name"),
+        (
+            {"status": "cancelled", "key": f"{RUN}/extract/1/cancelled"},
+            "a 'cancelled' event is workflow-level (job null), got job 'extract'",
+        ),
         ({"error": {"type": "X"}}, "event.detail.fullDocument.error.message: missing"),
         ({"time": None}, "event.detail.fullDocument.time: input should be a valid datetime"),
         ({"attempt": {"$numberInt": "one"}}, "event.detail.fullDocument.attempt: invalid Extended JSON"),
@@ -293,7 +297,10 @@ def test_inconsistent_status_documents_are_rejected(change: dict[str, Any], mess
         ({"attempt": True}, "event.detail.fullDocument.attempt: input should be a valid integer (got True)"),
         ({"attempt": "1"}, "event.detail.fullDocument.attempt: input should be a valid integer (got '1')"),
         ({"attempt": None}, "event.detail.fullDocument.attempt: input should be a valid integer (got None)"),
-        ({"status": None}, "event.detail.fullDocument.status: None is not one of started, success, failed"),
+        (
+            {"status": None},
+            "event.detail.fullDocument.status: None is not one of started, success, failed, cancelled",
+        ),
         (
             {"error": {"type": "X", "message": "m", "trace": "..."}},
             "event.detail.fullDocument.error.trace: extra inputs are not permitted",
@@ -361,7 +368,7 @@ def test_several_problems_are_reported_together() -> None:
         parse_event(envelope)
     assert str(caught.value) == (
         "event.detail.fullDocument.workflow: missing; "
-        "event.detail.fullDocument.status: 'running' is not one of started, success, failed"
+        "event.detail.fullDocument.status: 'running' is not one of started, success, failed, cancelled"
     )
 
 

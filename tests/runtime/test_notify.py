@@ -510,7 +510,7 @@ statuses = st.builds(
         ErrorInfo, type=st.text(max_size=300) | st.text(alphabet="<", max_size=300), message=texts_st
     ),
     time=st.datetimes(timezones=st.just(UTC)),
-)
+).filter(lambda status: status.job is None or status.status not in vocab.WORKFLOW_ONLY_STATUSES)
 
 
 def check_slack_limits(message: Message, mention: str | None) -> None:
