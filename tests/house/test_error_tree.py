@@ -39,6 +39,7 @@ OUTSIDE_THE_TREE = {
     # module __getattr__ and a mapping lookup speak Python's protocol
     ("__init__.py", "AttributeError"): "module __getattr__",
     ("local/__init__.py", "AttributeError"): "module __getattr__",
+    ("runtime/__init__.py", "AttributeError"): "module __getattr__",
     ("document.py", "KeyError"): "WorkflowDocument.job(name): a lookup",
     ("diagram/model.py", "KeyError"): "Diagram.node(id): a lookup",
     # cannot happen: kept so that a type checker sees every path end
