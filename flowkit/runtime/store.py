@@ -106,6 +106,8 @@ def make_status(
 def _run(doc: Doc | None) -> RunDoc | None:
     """A run document as read by pymongo, typed (pymongo's collections are untyped dicts)."""
     return cast("RunDoc | None", doc)
+
+
 def end_event(run: Mapping[str, Any], status: str, *, output: Any = None) -> StatusDoc:
     """The workflow-level event of a run ending as ``status`` (a ``RunStatus``).
 
