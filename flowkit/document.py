@@ -212,6 +212,7 @@ class Run(_Model):
     ended_at: datetime | None = None
     end_reason: str | None = Field(default=None, description="why the run was cancelled")
     redrive_count: int = Field(default=0, description="how many times the run was redriven")
+    redriven_at: datetime | None = None
 
 
 # --------------------------------------------------------------------------- a status event

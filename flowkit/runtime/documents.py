@@ -17,7 +17,7 @@ Run documents are often read with a projection (only the fields a handler needs)
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final, NotRequired, TypedDict
+from typing import Any, Final, TypedDict
 
 __all__ = ["STORED_ONLY", "ErrorDoc", "JobEntry", "RunDoc", "StatusDoc"]
 
@@ -39,7 +39,7 @@ class JobEntry(TypedDict):
     dispatched_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
-    attempt_base: NotRequired[int]
+    attempt_base: int
     """Attempts made before the last redrive: the retry budget counts from here (absent: 0)."""
     unmet: int
     """How many of its needs have not let it go ahead yet (the counted plan's dependency counter)."""
@@ -66,7 +66,7 @@ class RunDoc(TypedDict, total=False):
     unhandled: int
     """Failures no failure path handles (moved by ``$inc`` with each transition)."""
     redrive_count: int
-    """How many times the run was redriven (absent before its first redrive)."""
+    """How many times the run was redriven (absent in runs started before redrives existed)."""
     redriven_at: datetime | None
     end_reason: str | None
     """Why the run was cancelled."""

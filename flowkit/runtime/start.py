@@ -83,6 +83,7 @@ def new_run_document(
             spec: {
                 "state": JobState.PENDING,
                 "attempt": 0,
+                "attempt_base": 0,
                 "unmet": unmet[spec],
                 "output": None,
                 "error": None,
@@ -94,6 +95,9 @@ def new_run_document(
         },
         "created_at": now(),
         "ended_at": None,
+        "end_reason": None,
+        "redrive_count": 0,
+        "redriven_at": None,
     }
 
 
