@@ -18,6 +18,7 @@
     │   ├── StoreUnavailable     MongoDB cannot be reached (the message names the host, never a password)
     │   └── IndexConflict        a collection holds an index flowkit cannot work with
     ├── DispatchError            a job could not be started (e.g. payload over the size limit)
+    ├── DeployError              a Lambda artifact or the CloudFormation template cannot be built
     ├── NotifyError              a notification could not be delivered (Slack error code in ``code``)
     └── RenderError              a diagram could not be rendered (e.g. the `dot` binary is missing)
 
@@ -40,6 +41,7 @@ __all__ = [
     "BadArgument",
     "ConditionError",
     "ConfigError",
+    "DeployError",
     "DispatchError",
     "EventError",
     "FlowkitError",
@@ -150,6 +152,10 @@ class IndexConflict(StoreError):
 
 class DispatchError(FlowkitError):
     """A job could not be started."""
+
+
+class DeployError(FlowkitError):
+    """A Lambda artifact (``flowkit package``) or the template (``flowkit template``) cannot be built."""
 
 
 class NotifyError(FlowkitError):

@@ -1,7 +1,9 @@
 """Wide fan-out / fan-in: split a catalogue into 64 shards, re-price each in parallel, merge.
 
 Each shard job is the same body under its own name (``reprice.named("reprice-07", input=...)``); its
-static input says which shard it owns. ``merge`` waits for all 64.
+static input says which shard it owns. ``merge`` waits for all 64. Every body runs in one Lambda
+function, ``catalogue-jobs`` (``Defaults(jobs_function=...)``), whose job router picks the body the
+payload names: 66 jobs, one function to deploy.
 
     flowkit run workflows/fan_out.py --input '{"products": 6400}'
 """
@@ -41,7 +43,7 @@ def merge(event: Event, context: Any = None) -> dict[str, Any]:
     }
 
 
-@workflow(name="fan-out", defaults=Defaults(function_prefix="catalogue-"))
+@workflow(name="fan-out", defaults=Defaults(jobs_function="catalogue-jobs"))
 def fan_out() -> Any:
     """Split, re-price 64 shards in parallel, merge."""
     shards = [reprice.named(f"reprice-{i:02d}", input={"shard": i}) for i in range(SHARDS)]

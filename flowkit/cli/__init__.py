@@ -24,7 +24,18 @@ from flowkit.errors import FlowkitError, InvalidWorkflow
 __all__ = ["main"]
 
 # module names under flowkit.cli, in the order they appear in --help
-_COMMANDS = ("_compile", "_validate", "_schema", "_diagram", "_publish", "_start", "_control", "_run")
+_COMMANDS = (
+    "_compile",
+    "_validate",
+    "_schema",
+    "_diagram",
+    "_publish",
+    "_start",
+    "_control",
+    "_run",
+    "_package",
+    "_template",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,1 @@
+"""Deployment: Lambda artifacts (``package``) and the CloudFormation template (``template``)."""
