@@ -35,6 +35,8 @@ _COMMANDS = (
     "_run",
     "_package",
     "_template",
+    "_runs",
+    "_doctor",
 )
 
 

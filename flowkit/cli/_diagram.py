@@ -106,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_run(path: Path, model: Any) -> Any:
+    """A run document from JSON: plain, or MongoDB Extended JSON as ``mongoexport`` writes it (``$date``,
+    ``$numberLong``, ...), a single document or a one-element array (``mongoexport --jsonArray``)."""
+    from bson import json_util
     from pydantic import ValidationError
 
     try:
@@ -113,7 +116,13 @@ def _load_run(path: Path, model: Any) -> Any:
     except OSError as exc:
         raise LoadError(f"--run {path}: cannot read it: {exc.strerror or exc}") from exc
     try:
-        return model.model_validate_json(text)
+        data = json_util.loads(text, json_options=json_util.JSONOptions(tz_aware=True))
+    except ValueError as exc:
+        raise LoadError(f"--run {path}: not JSON: {exc}") from exc
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]
+    try:
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']) or '(document)'}: {error['msg']}"
