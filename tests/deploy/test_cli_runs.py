@@ -165,3 +165,12 @@ def test_diagram_accepts_a_mongoexport_run(
     (tmp_path / "bad.json").write_text('{"_id": "x"}')
     code, _, err = cli(capsys, monkeypatch, "diagram", "--run", str(tmp_path / "bad.json"))
     assert code == 2 and "not a run document" in err
+
+
+def test_status_watch_returns_with_the_final_table_once_the_run_ended(
+    capsys: Any, monkeypatch: Any, store: Store, target: list[str]
+) -> None:
+    pytest.importorskip("rich")
+    two_runs(store)  # o-1 has ended
+    code, out, _ = cli(capsys, monkeypatch, "status", "o-1", "--watch", *target)
+    assert code == 0 and "status failed" in out.splitlines()[0]

@@ -141,3 +141,14 @@ def test_an_arm64_artifact_carries_arm64_binaries(tmp_path: Path) -> None:
     assert header[:4] == b"\x7fELF" and int.from_bytes(header[18:20], "little") == 183  # EM_AARCH64
     # no bytecode for another interpreter than this one
     assert not any(n.endswith(".pyc") for n in names(handlers.path))
+
+
+def test_the_cli_prints_each_artifact_and_the_job_modules(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code = main(["package", str(ROOT / "workflows" / "nested.py"), "--no-deps", "-o", str(tmp_path)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0].startswith(f"{tmp_path / 'flowkit-handlers.zip'}  ") and "MB zipped" in out[0]
+    assert out[1].startswith(f"{tmp_path / 'flowkit-jobs.zip'}  ")
+    assert out[2] == "job modules (FLOWKIT_WORKFLOW_MODULES): workflows.nested"
