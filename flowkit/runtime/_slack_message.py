@@ -8,6 +8,7 @@ job (which re-exports everything public here). No pydantic, no slack-sdk.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import TYPE_CHECKING, Any, Final
@@ -37,6 +38,7 @@ _EMOJI: Final = {
     EventStatus.CANCELLED: ":no_entry_sign:",
 }
 _EMOJI_FAILED: Final = ":x:"
+_EMOJI_HANDLED: Final = ":leftwards_arrow_with_hook:"
 _VERB: Final = {
     EventStatus.STARTED: "started",  # words of the message, not states
     EventStatus.SUCCESS: "succeeded",
@@ -75,35 +77,54 @@ def event_kind(status: Status) -> NotifyKind:
     return (_RUN_KINDS if status.job is None else _JOB_KINDS)[status.status]
 
 
-def build_message(status: Status, config: NotifySettings) -> Message:
-    """The message for ``status``; failures carry ``config.mention``."""
-    kind = event_kind(status)
-    failed = status.status is EventStatus.FAILED
-    mention = config.mention if failed and config.mention else None
+def build_message(
+    status: Status,
+    config: NotifySettings,
+    *,
+    kind: NotifyKind | None = None,
+    failures: Sequence[Mapping[str, Any]] = (),
+) -> Message:
+    """The message for ``status`` (of ``kind``, by default ``event_kind(status)``).
+
+    Unhandled failures (``PAGING_KINDS``) carry ``config.mention``; a handled one
+    (``job.failure_handled``) does not. ``failures`` (a run's, from ``run_failures``) are named in a
+    ``run.failed`` message: which job, which attempt, its error type and message.
+    """
+    from flowkit.runtime._failure_notes import PAGING_KINDS
+
+    kind = kind if kind is not None else event_kind(status)
+    mention = config.mention if kind in PAGING_KINDS and config.mention else None
+    payload: dict[str, Any] = {
+        "kind": kind,
+        "text": _fallback_text(status, None, kind, failures),
+        "mention": mention,
+        "event": status.as_json(),
+    }
+    if failures:
+        payload["failures"] = [dict(failure) for failure in failures]
     return Message(
         kind=kind,
-        text=_fallback_text(status, mention),
-        blocks=_blocks(status, mention),
-        payload={
-            "kind": kind,
-            "text": _fallback_text(status, None),
-            "mention": mention,
-            "event": status.as_json(),
-        },
+        text=_fallback_text(status, mention, kind, failures),
+        blocks=_blocks(status, mention, kind, failures),
+        payload=payload,
         channel=config.slack_channel,
         webhook=config.webhook,
     )
 
 
-def _verb(status: Status) -> str:
+def _verb(status: Status, kind: NotifyKind | None = None) -> str:
     """What happened, in words: a workflow-level ``started`` at attempt n > 0 is redrive n."""
     if status.job is None and status.status is EventStatus.STARTED and status.attempt > 0:
         return f"redriven (redrive {status.attempt})"
+    if kind is NotifyKind.JOB_FAILURE_HANDLED:
+        return "failed on a handled path"
     return _VERB[status.status]
 
 
-def _fallback_text(status: Status, mention: str | None) -> str:
-    verb = _verb(status)
+def _fallback_text(
+    status: Status, mention: str | None, kind: NotifyKind, failures: Sequence[Mapping[str, Any]]
+) -> str:
+    verb = _verb(status, kind)
     workflow, run_id = _clip(status.workflow, 200), _clip(status.run_id, 200)
     if status.job is None:
         text = f"[{workflow}] run {run_id} {verb}"
@@ -111,13 +132,35 @@ def _fallback_text(status: Status, mention: str | None) -> str:
         text = f"[{workflow}] job {_clip(status.job, 200)} {verb} (attempt {status.attempt}) in run {run_id}"
     if status.error is not None:
         text += f": {_clip(status.error.type, 200)}: {_clip(status.error.message, 300)}"
+    elif failures:
+        first = failures[0]
+        text += (
+            f": job {_clip(str(first['job']), 200)} {first['state']} (attempt {first['attempt']}): "
+            f"{_clip(first['error']['type'], 200)}: {_clip(first['error']['message'], 300)}"
+        )
+        if len(failures) > 1:
+            text += f" (and {len(failures) - 1} more)"
     return f"{mention} {text}" if mention else text
 
 
-def _blocks(status: Status, mention: str | None) -> list[dict[str, Any]]:
+def _failures_block(failures: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    lines = [
+        f"• *{_clip(str(f['job']), 200)}* {f['state']} (attempt {f['attempt']}): "
+        f"`{_clip(f['error']['type'], 200)}` {_clip(f['error']['message'], 300)}"
+        for f in failures
+    ]
+    text = "*Failed jobs*\n" + "\n".join(lines)
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:_ERROR_LIMIT]}}
+
+
+def _blocks(
+    status: Status, mention: str | None, kind: NotifyKind, failures: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
     failed = status.status is EventStatus.FAILED
     emoji = _EMOJI_FAILED if failed else _EMOJI[status.status]
-    verb = _verb(status)
+    if kind is NotifyKind.JOB_FAILURE_HANDLED:
+        emoji = _EMOJI_HANDLED
+    verb = _verb(status, kind)
     if status.job is None:
         title = f"{emoji} Run *{_clip(status.run_id, 500)}* of *{_clip(status.workflow, 500)}* {verb}"
     else:
@@ -150,6 +193,8 @@ def _blocks(status: Status, mention: str | None) -> list[dict[str, Any]]:
                 },
             }
         )
+    if failures:
+        blocks.append(_failures_block(failures))
     if status.output is not None and not failed:
         output = _clip(_compact(status.output), _OUTPUT_LIMIT)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"*Output*\n```{output}```"}})

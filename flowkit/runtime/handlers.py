@@ -193,12 +193,20 @@ class Runtime:
         if notifier is None:
             logger.info("no notifier configured; %s not sent", status.key)
             return {"run_id": status.run_id, "action": "ignored", "sent": False}
-        config = self.store.read_notifications(status.run_id)
+        run: RunDoc | None = None
+        if status.status is EventStatus.FAILED:
+            # A failure: the whole run, to tell a handled failure from a paging one and to name the
+            # jobs that failed a run (one read, on failures only).
+            run = self.store.get_run(status.run_id)
+            config = None if run is None else dict(run["config"].get("notifications") or {})
+        else:
+            config = self.store.read_notifications(status.run_id)
         if config is None:
             raise UnknownRun(f"run {status.run_id!r} does not exist", run_id=status.run_id)
         from flowkit.runtime.notify import NotifySettings, notify_event
 
-        sent = notify_event(status, NotifySettings.from_config(config, run_id=status.run_id), notifier)
+        settings = NotifySettings.from_config(config, run_id=status.run_id)
+        sent = notify_event(status, settings, notifier, run=run)
         return {"run_id": status.run_id, "action": "notified", "sent": sent}
 
     # ------------------------------------------------------------------ steps

@@ -386,16 +386,28 @@ class Notifiers:
 # --------------------------------------------------------------------------- entry points
 
 
-def notify_event(status: Status, config: NotifySettings, notifier: Notifier) -> bool:
+def notify_event(
+    status: Status, config: NotifySettings, notifier: Notifier, *, run: Mapping[str, Any] | None = None
+) -> bool:
     """Notify about ``status`` if its kind is in ``config.on``; True if something was delivered.
 
-    Never raises for a delivery problem: it is logged (with the Slack error code) and False is returned.
+    ``run`` (the run document, read for failure events): a job's failure becomes
+    ``job.failure_handled`` when one of its failure paths holds for it, and a ``run.failed`` message
+    names the jobs that failed the run. Never raises for a delivery problem: it is logged (with the
+    Slack error code) and False is returned.
     """
+    from flowkit.runtime._failure_notes import failure_kind, run_failures
+
     kind = event_kind(status)
+    failures: list[dict[str, Any]] = []
+    if run is not None and kind is NotifyKind.JOB_FAILED:
+        kind = failure_kind(status, run)
+    if run is not None and kind is NotifyKind.RUN_FAILED:
+        failures = run_failures(run)
     if kind not in config.on:
         logger.debug("not notifying %s for run %s: not in notifications.on", kind, status.run_id)
         return False
-    message = build_message(status, config)
+    message = build_message(status, config, kind=kind, failures=failures)
     try:
         return notifier.send(message)
     except NotifyError as exc:
