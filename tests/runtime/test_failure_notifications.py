@@ -77,7 +77,9 @@ def test_a_handled_failure_is_not_sent_by_default(database: Any, fake: FakeSlack
     assert _notify_all(world, fake, "r-1") == []
 
 
-def test_an_unhandled_failure_pages_and_the_run_failed_message_names_it(database: Any, fake: FakeSlack) -> None:
+def test_an_unhandled_failure_pages_and_the_run_failed_message_names_it(
+    database: Any, fake: FakeSlack
+) -> None:
     world = _run(database, "GatewayTimeout", _payment())
 
     job_failed, run_failed = _notify_all(world, fake, "r-1")
