@@ -18,6 +18,8 @@
     │   ├── StoreUnavailable     MongoDB cannot be reached (the message names the host, never a password)
     │   └── IndexConflict        a collection holds an index flowkit cannot work with
     ├── DispatchError            a job could not be started (e.g. payload over the size limit)
+    │   └── DispatchUncertain    the start request may have reached the target (e.g. a read timeout)
+    ├── LimitExceeded            a write over a service's limit (MongoDB's 16 MB or 100 levels, ...)
     ├── DeployError              a Lambda artifact or the CloudFormation template cannot be built
     ├── NotifyError              a notification could not be delivered (Slack error code in ``code``)
     └── RenderError              a diagram could not be rendered (e.g. the `dot` binary is missing)
@@ -43,11 +45,13 @@ __all__ = [
     "ConfigError",
     "DeployError",
     "DispatchError",
+    "DispatchUncertain",
     "EventError",
     "FlowkitError",
     "IndexConflict",
     "InvalidMock",
     "InvalidWorkflow",
+    "LimitExceeded",
     "LoadError",
     "MissingDependency",
     "NotifyError",
@@ -152,6 +156,17 @@ class IndexConflict(StoreError):
 
 class DispatchError(FlowkitError):
     """A job could not be started."""
+
+
+class DispatchUncertain(DispatchError):
+    """The start request may have reached the target (sent, then no answer): it must not be sent again.
+
+    The claim is kept; the job's deadline recovers it if the request was in fact lost.
+    """
+
+
+class LimitExceeded(FlowkitError):
+    """A write refused by a service's limit: MongoDB's document size or nesting depth, an event's size."""
 
 
 class DeployError(FlowkitError):

@@ -31,6 +31,7 @@ from typing import Final
 __all__ = [
     "DEFAULT_NOTIFY_ON",
     "ENV",
+    "ERROR_MESSAGE_LIMIT",
     "EVENTBRIDGE_ENTRY_LIMIT",
     "FAILED_STATES",
     "JOB_TERMINAL_STATES",
@@ -182,6 +183,8 @@ MONGO_NESTING_LIMIT: Final = 100
 """MongoDB's maximum nesting depth of a document."""
 EVENTBRIDGE_ENTRY_LIMIT: Final = 256 * 1024
 """EventBridge's maximum size of one PutEvents entry, in bytes."""
+ERROR_MESSAGE_LIMIT: Final = 8192
+"""Characters of an error message flowkit stores; longer ones are cut, ending with a marker."""
 
 # attribute of ``flowkit.runtime.config.Settings`` -> environment variable
 ENV: Final = {

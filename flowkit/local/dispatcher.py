@@ -12,7 +12,6 @@ run its bodies and mocks, looked up by the payload's ``run_id``; ``forget`` drop
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -24,6 +23,7 @@ from flowkit.local._activity import Activity
 from flowkit.local._context import LambdaContext
 from flowkit.local._pool import DaemonPool
 from flowkit.local.mocks import Mocks
+from flowkit.runtime.limits import clean_text
 from flowkit.runtime.report import Reporter
 
 __all__ = ["Body", "LocalDispatcher"]
@@ -96,7 +96,10 @@ class LocalDispatcher:
         run_id = str(payload["run_id"])
         attempt = int(payload["attempt"])
         try:
-            self._reporter.started(run_id, name, attempt)
+            if not self._reporter.started(run_id, name, attempt):
+                # The attempt has started elsewhere: a body runs at most once per attempt.
+                logger.warning("job %s attempt %d has already started; not run again", name, attempt)
+                return
         except RejectedReport as exc:
             # A Lambda whose `started` report is rejected does not run its body either.
             logger.warning("job %s attempt %d not run: %s", name, attempt, exc)
@@ -119,15 +122,11 @@ class LocalDispatcher:
                 context = LambdaContext(function_name=(spec.get("target") or {}).get("function") or name)
                 try:
                     output = body(payload, context)
-                except Exception as exc:
-                    error = JobError(type=type(exc).__name__, message=str(exc))
+                except BaseException as exc:  # sys.exit() in a body fails the job, as under @reported
+                    error = JobError(type=type(exc).__name__, message=clean_text(exc))
                     logger.info("job %s attempt %d raised %s: %s", name, attempt, error.type, exc)
-                else:
-                    try:
-                        json.dumps(output, allow_nan=False)
-                    except (TypeError, ValueError) as exc:
-                        error = JobError(type=type(exc).__name__, message=f"the output is not JSON: {exc}")
-        if error is None:
-            self._reporter.succeeded(run_id, name, attempt, output)
-        else:
-            self._reporter.failed(run_id, name, attempt, error.type, error.message)
+        # The same report as @reported makes: an output that cannot be stored unchanged fails the job
+        # with InvalidOutput (mocks included), so a local run ends the way production would.
+        self._reporter.finish(
+            run_id, name, attempt, output=output, error=None if error is None else (error.type, error.message)
+        )

@@ -11,6 +11,11 @@ operation atomic, so compare-and-set claims and ``$inc`` behave in process as ag
 Documents are updated in place (never copied whole on a write); callers get copies of what they
 asked for, so a projection such as ``{"config": 0}`` costs only what it returns.
 
+MongoDB's limits hold here too, with the errors pymongo raises: an inserted document over 16 MB is
+``DocumentTooLarge``, one nested deeper than 100 levels a ``WriteError`` with code 15; an update that
+would nest deeper is code 15, one whose result passes 16 MB code 17419; strings are checked as UTF-8
+like pymongo's encoder does. So a local run fails where production would.
+
 Stored values read back as they would through ``MongoClient(tz_aware=True)`` (what
 ``flowkit.runtime.store.Store.from_settings`` uses): datetimes are cut to milliseconds and come
 back aware, in UTC; tuples come back as lists.

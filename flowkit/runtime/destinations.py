@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from flowkit.errors import EventError, RejectedReport
-from flowkit.runtime.report import Reporter
+from flowkit.runtime.report import INVALID_OUTPUT, Reporter
 from flowkit.runtime.store import Store, status_key
 from flowkit.vocab import EventStatus
 
@@ -109,9 +109,15 @@ def handle_result(store: Store, event: Any, *, reporter: Reporter | None = None)
         return {**result, "action": "ignored", "why": "an outcome is already reported"}
     client = reporter or Reporter(store)
     try:
-        if succeeded:
+        problem = client.output_problem(run_id, job, attempt, response) if succeeded else None
+        if succeeded and problem is None:
             inserted = client.succeeded(run_id, job, attempt, response)
             status = EventStatus.SUCCESS
+        elif succeeded:
+            # A returned value that cannot be stored unchanged (NaN, a $ key, too large) fails the job
+            # with a clear error instead of leaving it dispatched.
+            inserted = client.failed(run_id, job, attempt, INVALID_OUTPUT, str(problem))
+            status = EventStatus.FAILED
         else:
             kind, message = _error_of(record, response)
             inserted = client.failed(run_id, job, attempt, kind, message)

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
-from flowkit.errors import DispatchError
+from flowkit.errors import DispatchError, DispatchUncertain
 from flowkit.vocab import LAMBDA_ASYNC_PAYLOAD_LIMIT
 
 __all__ = ["DEFAULT_PAYLOAD_LIMIT", "Dispatcher", "LambdaDispatcher", "build_payload", "encode_payload"]
@@ -28,7 +28,20 @@ Spec = Mapping[str, Any]
 
 class Dispatcher(Protocol):
     def dispatch(self, spec: Spec, payload: dict[str, Any]) -> None:
-        """Start the job; raise if it could not be started (the claim is then released)."""
+        """Start the job; raise if it could not be started (the claim is then released).
+
+        Raise ``DispatchUncertain`` when the request may have reached the target (sent, then no
+        answer): the claim is kept then, since sending again could run the job twice.
+        """
+
+
+# botocore errors raised after the request went out: the target may have received it.
+_MAYBE_SENT: Final = frozenset({"HTTPClientError", "ResponseParserError", "IncompleteReadError"})
+
+
+def _maybe_sent(exc: BaseException) -> bool:
+    """Whether ``exc`` (from boto3) leaves open that the invoke reached Lambda: read timeout, cut connection."""
+    return any(cls.__name__ in _MAYBE_SENT for cls in type(exc).__mro__)
 
 
 def encode_payload(payload: Mapping[str, Any]) -> bytes:
@@ -123,7 +136,17 @@ class LambdaDispatcher:
         kwargs: dict[str, Any] = {"FunctionName": function, "InvocationType": "Event", "Payload": body}
         if target.get("qualifier"):
             kwargs["Qualifier"] = target["qualifier"]
-        response = self.client.invoke(**kwargs)
+        try:
+            response = self.client.invoke(**kwargs)
+        except Exception as exc:
+            if _maybe_sent(exc):
+                raise DispatchUncertain(
+                    f"invoking {function!r} for job {spec['name']!r} may have reached Lambda "
+                    f"({type(exc).__name__}: {exc}); not sent again",
+                    job=spec["name"],
+                    run_id=payload.get("run_id"),
+                ) from exc
+            raise
         status = response.get("StatusCode")
         if status != 202:
             raise DispatchError(

@@ -25,13 +25,14 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from flowkit.conditions import evaluate, referenced_jobs
+from flowkit.conditions import check, evaluate, referenced_jobs
 from flowkit.vocab import FAILED_STATES, JOB_TERMINAL_STATES, JobState, RunOn, RunStatus
 
 __all__ = [
     "Decision",
     "Plan",
     "condition_context",
+    "condition_problem",
     "current_phase",
     "decide",
     "ended",
@@ -60,11 +61,15 @@ class Decision:
 
     ``drain``: the run is failing and still has ``always`` jobs to run; store that first
     (``Store.start_draining``) and decide again on the document it returns.
+
+    ``broken`` maps a job to why its condition cannot be evaluated by this runtime (an unknown
+    operator in a document edited by hand or written by a newer flowkit): such a job fails.
     """
 
     claim: list[str] = field(default_factory=list)
     skip: list[str] = field(default_factory=list)
     drain: bool = False
+    broken: dict[str, str] = field(default_factory=dict)
 
 
 def job_specs(run: Doc) -> list[Mapping[str, Any]]:
@@ -203,7 +208,12 @@ def decide(run: Doc) -> Decision:
             if condition is not None:
                 if context is None:
                     context = condition_context(run)
-                if not evaluate(condition, context):
+                try:
+                    verdict = bool(evaluate(condition, context))
+                except Exception as exc:  # a condition this runtime cannot evaluate: fail the job, never loop
+                    decision.broken[name] = condition_problem(name, condition, exc)
+                    continue
+                if not verdict:
                     decision.skip.append(name)
                     continue
             decision.claim.append(name)
@@ -212,6 +222,18 @@ def decide(run: Doc) -> Decision:
                 paths = {path for spec in specs.values() for path in spec.get("handled_by") or ()}
             again = again or name in paths
     return decision
+
+
+def condition_problem(name: str, condition: Any, exc: BaseException) -> str:
+    """Why the condition of job ``name`` cannot be evaluated, naming the job and the condition."""
+    try:
+        check(condition, where=f"condition of job {name!r}")
+        why = f"condition of job {name!r}: {type(exc).__name__}: {exc}"
+    except Exception as problem:
+        why = str(problem)
+    shown = repr(condition)
+    shown = shown if len(shown) <= 300 else shown[:297] + "..."
+    return f"{why}; this flowkit cannot evaluate it (condition: {shown})"
 
 
 def outcome(run: Doc) -> RunStatus | None:

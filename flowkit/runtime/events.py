@@ -34,6 +34,7 @@ the Lambda's first-event path and stays free of pydantic (importing it and build
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ __all__ = [
     "EventStatus",
     "JsonFormat",
     "Status",
+    "decode_data",
     "parse_event",
     "to_envelope",
 ]
@@ -171,7 +173,12 @@ def parse_event(envelope: object, *, database: str | None = None, collection: st
             f"{where}.fullDocument: missing; turn on 'Full Document' in the Atlas trigger "
             "(and keep every status field in its project expression)"
         )
-    document = _decode(_mapping(detail["fullDocument"], f"{where}.fullDocument"), f"{where}.fullDocument")
+    full = _mapping(detail["fullDocument"], f"{where}.fullDocument")
+    # The status document's own fields are decoded from Extended JSON; the user's data (``output``,
+    # ``error``) only has the number and date wrappers undone, so it arrives exactly as reported.
+    own = {name: value for name, value in full.items() if name not in _USER_DATA}
+    document = _decode(own, f"{where}.fullDocument")
+    document.update((name, decode_data(full[name])) for name in _USER_DATA if name in full)
     return _status_event(document, f"{where}.fullDocument")
 
 
@@ -215,6 +222,71 @@ def _decode(document: Mapping[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(decoded, dict):
         raise EventError(f"{where}: expected a JSON object, got {type(decoded).__name__}")
     return decoded
+
+
+_USER_DATA: Final = ("output", "error")
+# Past this depth a value is kept as it is (flowkit refuses outputs nested deeper than MongoDB allows).
+_DATA_DEPTH: Final = 200
+_INTEGER: Final = re.compile(r"-?[0-9]+")
+
+
+def decode_data(value: Any) -> Any:
+    """A user's data from an event, with the trigger's Extended JSON type wrappers undone.
+
+    flowkit's job side refuses keys starting with ``$`` in outputs (see ``flowkit.runtime.limits``),
+    so in an output a one-key object ``{"$numberInt" | "$numberLong" | "$numberDouble" |
+    "$numberDecimal" | "$date" | "$oid": ...}`` can only be a wrapper the trigger wrote for a BSON
+    value: it becomes that value as plain JSON (a number; a decimal, date or ObjectId as a string).
+    Any other object with a ``$`` key, or a wrapper that does not decode, is kept exactly as it came:
+    user data is never rewritten and never makes the event fail.
+    """
+    return _decode_data(value, 0)
+
+
+def _decode_data(value: Any, depth: int) -> Any:
+    if depth > _DATA_DEPTH:
+        return value
+    if isinstance(value, list):
+        return [_decode_data(item, depth + 1) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if any(isinstance(key, str) and key.startswith("$") for key in value):
+        if len(value) == 1:
+            ((key, inner),) = value.items()
+            decoded = _unwrap(key, inner)
+            if decoded is not _KEEP:
+                return decoded
+        return value
+    return {key: _decode_data(item, depth + 1) for key, item in value.items()}
+
+
+_KEEP: Final = object()
+
+
+def _unwrap(key: str, inner: Any) -> Any:
+    """The plain value of one Extended JSON wrapper, or ``_KEEP`` when it is not one."""
+    if key in ("$numberInt", "$numberLong"):
+        if isinstance(inner, str) and _INTEGER.fullmatch(inner) and len(inner) <= 20:
+            return int(inner)
+        return _KEEP
+    if key == "$numberDouble":
+        if isinstance(inner, str):
+            try:
+                return float(inner)
+            except ValueError:
+                return _KEEP
+        return _KEEP
+    if key == "$numberDecimal":
+        return inner if isinstance(inner, str) else _KEEP
+    if key == "$oid":
+        return inner if isinstance(inner, str) and re.fullmatch(r"[0-9a-fA-F]{24}", inner) else _KEEP
+    if key == "$date":
+        try:
+            decoded = json_util.loads(json.dumps({"$date": inner}), json_options=_DECODE_OPTIONS)
+        except Exception:  # json_util raises ValueError, TypeError, OverflowError or bson.errors.*
+            return _KEEP
+        return to_plain(decoded) if isinstance(decoded, datetime | DatetimeMS) else _KEEP
+    return _KEEP
 
 
 def _bad_field(document: Mapping[str, Any], where: str) -> str:

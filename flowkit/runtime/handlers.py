@@ -24,12 +24,21 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from flowkit.conditions import evaluate
-from flowkit.errors import DispatchError, RunError, RunReplaced, UnknownRun
+from flowkit.errors import (
+    ConditionError,
+    DispatchError,
+    DispatchUncertain,
+    LimitExceeded,
+    RunError,
+    RunReplaced,
+    UnknownRun,
+)
 from flowkit.runtime import engine
 from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload
 from flowkit.runtime.documents import ErrorDoc, RunDoc, StatusDoc
+from flowkit.runtime.limits import clean_text, short_text, value_problem
 from flowkit.runtime.store import RunCache, Store, end_event, make_status, nested, project
-from flowkit.vocab import EventStatus, JobState, RunStatus
+from flowkit.vocab import EventStatus, JobState, RunStatus, is_valid_name
 
 if TYPE_CHECKING:
     from flowkit.runtime.config import Settings
@@ -57,6 +66,14 @@ _OUTCOMES: Final[dict[str, JobState]] = {
     EventStatus.FAILED: JobState.FAILED,
 }
 
+# Error types of the failures flowkit records on its own (rule 8): the payload cannot be sent, the
+# condition cannot be evaluated, the reported output cannot be stored or passed on unchanged.
+DISPATCH_ERROR = "DispatchError"
+CONDITION_ERROR = "ConditionError"
+INVALID_OUTPUT = "InvalidOutput"
+# Jobs of an ended run that can never run any more: cancelled when the run ends (rule 5).
+_UNRUNNABLE = frozenset({JobState.PENDING.value, JobState.WAITING.value})
+
 
 def status_from_event(
     event: Mapping[str, Any], *, database: str | None = None, collection: str | None = None
@@ -68,6 +85,55 @@ def status_from_event(
     from flowkit.runtime.events import parse_event
 
     return parse_event(dict(event), database=database, collection=collection).as_document()
+
+
+def _outcome_of(status: Mapping[str, Any]) -> tuple[JobState, Any, ErrorDoc | None, StatusDoc | None]:
+    """``(state, output, error, owed event)`` to record for an outcome event.
+
+    A ``success`` whose output cannot be stored or passed on unchanged (reported by something other
+    than flowkit's job side: NaN, ``$`` keys, too deep) is recorded ``failed`` with ``InvalidOutput``
+    instead of failing every delivery (rule 8); ``owed`` is then flowkit's ``failed`` event for it.
+    """
+    state = _OUTCOMES[status["status"]]
+    if state != JobState.SUCCEEDED:
+        return state, None, status["error"], None
+    problem = value_problem(status["output"], "output")
+    if problem is None:
+        return state, status["output"], None, None
+    message = f"the output reported for job {status['job']!r} cannot be stored unchanged: {problem}"
+    return _failure(status, short_text(message))
+
+
+def _refused(
+    status: Mapping[str, Any], exc: LimitExceeded
+) -> tuple[JobState, Any, ErrorDoc | None, StatusDoc | None]:
+    """What to record when MongoDB refused the outcome: the run document would pass its limits."""
+    return _failure(status, short_text(clean_text(exc.message)))
+
+
+def _failure(
+    status: Mapping[str, Any], message: str
+) -> tuple[JobState, Any, ErrorDoc | None, StatusDoc | None]:
+    error: ErrorDoc = {"type": INVALID_OUTPUT, "message": message}
+    owed = make_status(
+        status["run_id"],
+        status["workflow"],
+        status["job"],
+        status["attempt"],
+        EventStatus.FAILED,
+        error=error,
+    )
+    return JobState.FAILED, None, error, owed
+
+
+def _payload_problem(exc: Exception, name: str, run_id: str) -> str:
+    """Why the payload of a claimed job can never be sent: over the limit, or not JSON."""
+    if isinstance(exc, DispatchError):
+        return exc.message
+    return (
+        f"the payload of job {name!r} of run {run_id!r} cannot be encoded as JSON: "
+        f"{type(exc).__name__}: {clean_text(exc)}"
+    )
 
 
 class Runtime:
@@ -255,21 +321,19 @@ class Runtime:
         run_id, job, attempt = status["run_id"], status["job"], status["attempt"]
         if job is None:
             return None  # a workflow-level event records no job outcome (the callers never send one)
-        state = _OUTCOMES[status["status"]]
-        run = self._read(
-            run_id,
-            lambda projection: self.store.record_outcome(
-                run_id,
-                job,
-                attempt,
-                state=state,
-                output=status["output"] if state == JobState.SUCCEEDED else None,
-                error=status["error"] if state == JobState.FAILED else None,
-                at=status.get("time"),
-                projection=projection,
-            ),
-        )
+        if not is_valid_name(job):
+            # The name becomes part of a MongoDB path: 'a.output' would write into job a's output.
+            self._reject(status, "invalid_job", f"{short_text(repr(job), 100)} is not a job name")
+            return None
+        state, output, error, owed = _outcome_of(status)
+        try:
+            run = self._record_outcome(run_id, job, attempt, state, output, error, status.get("time"))
+        except LimitExceeded as exc:
+            # The run document would pass MongoDB's limits with this output (rule 8).
+            state, output, error, owed = _refused(status, exc)
+            run = self._record_outcome(run_id, job, attempt, state, output, error, status.get("time"))
         if run is not None:
+            self._emit_owed(owed)
             return run
         run = self._read(run_id, lambda projection: self.store.get_run(run_id, projection=projection))
         if run is None:
@@ -281,6 +345,7 @@ class Runtime:
             self._reject(status, "unknown_job", f"run {run_id!r} has no job {job!r}")
             return None
         if current["state"] == state and current["attempt"] == attempt:
+            self._emit_owed(owed)
             return run  # a duplicate delivery, or the other handler recorded it first
         self._reject(
             status,
@@ -289,6 +354,32 @@ class Runtime:
             f"so a {status['status']!r} for attempt {attempt} cannot be recorded",
         )
         return None
+
+    def _emit_owed(self, owed: StatusDoc | None) -> None:
+        """Insert flowkit's own event for a failure it recorded instead of the outcome reported.
+
+        Every delivery of that outcome inserts it again (the unique key makes the repeat harmless),
+        so a crash between recording the failure and inserting its event loses nothing (rule 8).
+        """
+        if owed is not None:
+            self.store.insert_status(owed)
+
+    def _record_outcome(
+        self,
+        run_id: str,
+        job: str,
+        attempt: int,
+        state: str,
+        output: Any,
+        error: ErrorDoc | None,
+        at: Any,
+    ) -> RunDoc | None:
+        return self._read(
+            run_id,
+            lambda projection: self.store.record_outcome(
+                run_id, job, attempt, state=state, output=output, error=error, at=at, projection=projection
+            ),
+        )
 
     def _schedule(self, run: RunDoc) -> tuple[RunDoc, list[str], list[str]]:
         """Rules 3 and 4: claim and dispatch ready jobs, skip false-condition ones, until nothing changes."""
@@ -303,15 +394,36 @@ class Runtime:
                 continue
             specs = {spec["name"]: spec for spec in engine.job_specs(run)}
             progressed = False
+            # Claim every ready job before starting any: the jobs made ready by one snapshot are all
+            # claimed whatever the first of them does as soon as it starts (e.g. fail the run).
+            won = []
             for name in decision.claim:
                 if name in seen:
                     continue
                 seen.add(name)
-                won, after = self._claim_and_dispatch(run, specs[name])
+                attempt = run["jobs"][name]["attempt"]
+                if self.store.claim(run["_id"], name, attempt, always=engine.is_always(specs[name])):
+                    won.append((name, attempt + 1))
+            for i, (name, attempt) in enumerate(won):
+                try:
+                    after = self._dispatch_claimed(run, specs[name], attempt)
+                except Exception:
+                    # This one's claim is released; so are those not started yet (rule 8).
+                    for rest, rest_attempt in won[i + 1 :]:
+                        self.store.release(run["_id"], rest, rest_attempt)
+                    raise
                 if after is not None:  # claimed, but its payload could not be sent: recorded failed
                     run, progressed = after, True
-                elif won:
+                else:
                     claimed.append(name)
+            for name, why in decision.broken.items():
+                if name in seen:
+                    continue
+                seen.add(name)
+                attempt = run["jobs"][name]["attempt"] + 1
+                if self.store.claim(run["_id"], name, attempt - 1, always=engine.is_always(specs[name])):
+                    logger.error("run %s: %s", run["_id"], why)
+                    run, progressed = self._fail_claimed(run, name, attempt, CONDITION_ERROR, why), True
             for name in decision.skip:
                 if name in seen:
                     continue
@@ -339,45 +451,69 @@ class Runtime:
             run_id, lambda projection: self.store.skip(run_id, name, attempt, projection=projection)
         )
 
-    def _claim_and_dispatch(self, run: RunDoc, spec: Mapping[str, Any]) -> tuple[bool, RunDoc | None]:
-        """Claim one job and start it: ``(claimed, run after a recorded dispatch failure or None)``."""
+    def _dispatch_claimed(self, run: RunDoc, spec: Mapping[str, Any], attempt: int) -> RunDoc | None:
+        """Start a job this handler claimed at ``attempt``; the run after a recorded failure, else None.
+
+        Nothing may raise between a claim and its release or recorded failure (rule 8): a payload
+        that can never be sent (over the limit, not JSON) fails the job; a dispatcher error releases
+        the claim and is re-raised, unless the request may have reached the target
+        (``DispatchUncertain``), when the claim is kept.
+        """
         run_id, name = run["_id"], spec["name"]
-        attempt = run["jobs"][name]["attempt"] + 1
-        if not self.store.claim(run_id, name, attempt - 1, always=engine.is_always(spec)):
-            return False, None  # someone else claimed it, or the run has ended
         try:
             payload = build_payload(run, spec, attempt, limit=self.payload_limit)
-        except DispatchError as exc:
-            # The job can never start with this payload: it fails like a job that failed itself,
-            # so failure handling, the run's end and notifications all follow the usual path.
-            logger.error("%s", exc)
-            error: ErrorDoc = {"type": "DispatchError", "message": exc.message}
-            after = self._read(
-                run_id,
-                lambda projection: self.store.record_outcome(
-                    run_id, name, attempt, state=JobState.FAILED, error=error, projection=projection
-                ),
-            )
-            self.store.insert_status(
-                make_status(run_id, run["workflow"], name, attempt, EventStatus.FAILED, error=error)
-            )
-            return True, after
-        try:
             # Copies: the run's config and input are shared with the run cache, and a dispatcher that
             # hands them to code in this process (the local runner) must not be able to change them.
-            self.dispatcher.dispatch(copy.deepcopy(spec), copy.deepcopy(payload))
+            spec_copy, payload_copy = copy.deepcopy(spec), copy.deepcopy(payload)
+        except Exception as exc:
+            # The job can never start with this payload: it fails like a job that failed itself,
+            # so failure handling, the run's end and notifications all follow the usual path.
+            message = _payload_problem(exc, name, run_id)
+            logger.error("%s", message)
+            return self._fail_claimed(run, name, attempt, DISPATCH_ERROR, message)
+        self._send(run_id, name, attempt, spec_copy, payload_copy)
+        return None
+
+    def _send(self, run_id: str, name: str, attempt: int, spec: Mapping[str, Any], payload: Doc) -> None:
+        """Hand a claimed job to the dispatcher (rule 8 for its errors)."""
+        try:
+            self.dispatcher.dispatch(spec, payload)
+        except DispatchUncertain:
+            # Sent, then no answer: the job may be running. Sending it again could run it twice, so
+            # the claim stays; the job's deadline recovers it if the request was in fact lost.
+            logger.exception(
+                "dispatch of %s/%s attempt %s may have reached its target", run_id, name, attempt
+            )
         except Exception:
             # Not started: give the claim back so the redelivered event (we re-raise) claims it again.
             released = self.store.release(run_id, name, attempt)
             logger.exception("dispatch of %s/%s failed (claim released: %s)", run_id, name, released)
             raise
-        return True, None
+
+    def _fail_claimed(self, run: RunDoc, name: str, attempt: int, error_type: str, message: str) -> RunDoc:
+        """Record a claimed job ``failed`` on flowkit's own account; the run after it.
+
+        The ``failed`` status event is inserted first: once the failure is recorded its event exists,
+        so it cannot be lost by a crash in between (a crash before the insert leaves the job
+        ``dispatched``, like a crash before an invoke).
+        """
+        run_id = run["_id"]
+        error: ErrorDoc = {"type": error_type, "message": short_text(clean_text(message))}
+        status = make_status(run_id, run["workflow"], name, attempt, EventStatus.FAILED, error=error)
+        self.store.insert_status(status)
+        after = self._record_outcome(run_id, name, attempt, JobState.FAILED, None, error, status["time"])
+        if after is None:  # recorded meanwhile by a handler of the event just inserted
+            after = self._read(run_id, lambda projection: self.store.get_run(run_id, projection=projection))
+        if after is None:
+            raise UnknownRun(f"run {run_id!r} disappeared", run_id=run_id, job=name)
+        return after
 
     def _settle(self, run: RunDoc) -> str | None:
         """Rules 5 and 6: end the run if this snapshot shows it is over, else move the phase forward."""
         run_id = run["_id"]
         if run.get("status") != RunStatus.RUNNING:
-            # Already ended: (re-)insert the end event; the unique key makes it harmless (rule 5).
+            # Already ended: finish what the end owes (cancels, the end event); repeats are harmless.
+            self._cancel_unrunnable(run)
             self._insert_end_event(run, run["status"])
             return None
         result = engine.outcome(run)
@@ -385,6 +521,7 @@ class Runtime:
             phases = len(run["config"]["phases"])
             if self.store.end_run(run_id, result, phase_index=phases):
                 logger.info("run %s %s", run_id, result)
+                self._cancel_unrunnable(run)
                 self._insert_end_event(run, result)
                 return result
             return None
@@ -392,6 +529,11 @@ class Runtime:
         if index > run.get("phase_index", 0):
             self.store.advance_phase(run_id, index, phase)
         return None
+
+    def _cancel_unrunnable(self, run: Mapping[str, Any]) -> list[str]:
+        """Jobs of an ended run that can never run (pending, waiting) -> ``cancelled`` (rule 5)."""
+        names = [name for name, job in run["jobs"].items() if job.get("state") in _UNRUNNABLE]
+        return self.store.cancel_jobs(run["_id"], names) if names else []
 
     # ------------------------------------------------------------------ counted workflows (rules on counters)
 
@@ -439,7 +581,11 @@ class Runtime:
         holding the counters, the job and its dependents' ``READY_FIELDS``.
         """
         run_id, job, attempt = status["run_id"], status["job"], status["attempt"]
-        state = _OUTCOMES[status["status"]]
+        if not is_valid_name(job):
+            # The name becomes part of a MongoDB path: 'a.output' would write into job a's output.
+            self._reject(status, "invalid_job", f"{short_text(repr(job), 100)} is not a job name")
+            return None
+        state, output, error, owed = _outcome_of(status)
         for retry in range(2):
             if retry:
                 entry = self._fixed(run_id)
@@ -448,20 +594,16 @@ class Runtime:
                 self._reject(status, "unknown_job", f"run {run_id!r} has no job {job!r}")
                 return None
             projection = project(whole=(job,), ready=plan.dependents[job])
-            after = self.store.record_outcome(
-                run_id,
-                job,
-                attempt,
-                state=state,
-                output=status["output"] if state == JobState.SUCCEEDED else None,
-                error=status["error"] if state == JobState.FAILED else None,
-                at=status.get("time"),
-                inc=engine.increments(plan, job, state),
-                version=entry.get("version"),
-                projection=projection,
-            )
+            version = entry.get("version")
+            try:
+                after = self._record_on_counters(status, state, output, error, plan, version, projection)
+            except LimitExceeded as exc:
+                # The run document would pass MongoDB's limits with this output (rule 8).
+                state, output, error, owed = _refused(status, exc)
+                after = self._record_on_counters(status, state, output, error, plan, version, projection)
             snapshot = self._snapshot(run_id, entry, after)
             if snapshot is not None:
+                self._emit_owed(owed)
                 return entry, snapshot
             if after is not None:
                 continue  # recorded on a run started again under this id: its own input is read next
@@ -478,6 +620,7 @@ class Runtime:
                 self._reject(status, "unknown_job", f"run {run_id!r} has no job {job!r}")
                 return None
             if current["state"] == state and current["attempt"] == attempt:
+                self._emit_owed(owed)
                 return entry, snapshot  # a duplicate delivery, or the other handler recorded it first
             self._reject(
                 status,
@@ -487,6 +630,30 @@ class Runtime:
             )
             return None
         raise RunReplaced(f"run {run_id!r} was replaced while being read; retry", run_id=run_id)
+
+    def _record_on_counters(
+        self,
+        status: Mapping[str, Any],
+        state: JobState,
+        output: Any,
+        error: ErrorDoc | None,
+        inc_plan: engine.Plan,
+        version: Any,
+        projection: Mapping[str, Any],
+    ) -> RunDoc | None:
+        job = status["job"]
+        return self.store.record_outcome(
+            status["run_id"],
+            job,
+            status["attempt"],
+            state=state,
+            output=output,
+            error=error,
+            at=status.get("time"),
+            inc=engine.increments(inc_plan, job, state),
+            version=version,
+            projection=projection,
+        )
 
     def _started_counted(self, run_id: str, entry: Doc, candidates: Sequence[str]) -> tuple[Doc, Doc]:
         """The fixed fields and a snapshot of the ``candidates`` jobs, for a ``started`` event."""
@@ -518,6 +685,9 @@ class Runtime:
         skipped: list[str] = []
         queue = deque(self._ready_beyond_skips(entry, run_id, snapshot, candidates))
         seen: set[str] = set()
+        # Claimed jobs are started once every ready job is claimed: what the first one does as soon as
+        # it starts (fail the run) cannot keep the jobs made ready with it from starting.
+        to_start: list[tuple[Mapping[str, Any], int, Doc]] = []
         while queue:
             name, attempt = queue.popleft()
             if name in seen:
@@ -527,30 +697,52 @@ class Runtime:
                 break
             spec = plan.specs[name]
             after: Doc | None = None
-            if spec.get("condition") is not None and not self._holds(entry, run_id, spec):
-                after = self._snapshot(
-                    run_id,
-                    entry,
-                    self.store.skip(
-                        run_id,
-                        name,
-                        attempt,
-                        inc=engine.increments(plan, name, JobState.SKIPPED),
-                        phase=plan.phase_of.get(name),
-                        projection=project(ready=plan.dependents[name]),
-                    ),
-                )
-                if after is not None:
-                    skipped.append(name)
+            try:
+                holds = spec.get("condition") is None or self._holds(entry, run_id, spec)
+            except ConditionError as exc:  # a stored condition this runtime cannot evaluate
+                claimed_doc = self._claim_only(entry, run_id, spec, attempt)
+                if claimed_doc is not None:
+                    logger.error("run %s: %s", run_id, exc)
+                    after = self._fail_claimed_counted(
+                        entry, run_id, name, attempt + 1, CONDITION_ERROR, str(exc)
+                    )
             else:
-                won, after = self._claim_counted(entry, run_id, spec, attempt)
-                if won and after is None:
-                    claimed.append(name)
+                if not holds:
+                    after = self._snapshot(
+                        run_id,
+                        entry,
+                        self.store.skip(
+                            run_id,
+                            name,
+                            attempt,
+                            inc=engine.increments(plan, name, JobState.SKIPPED),
+                            phase=plan.phase_of.get(name),
+                            projection=project(ready=plan.dependents[name]),
+                        ),
+                    )
+                    if after is not None:
+                        skipped.append(name)
+                else:
+                    claimed_doc = self._claim_only(entry, run_id, spec, attempt)
+                    if claimed_doc is not None:
+                        to_start.append((spec, attempt + 1, claimed_doc))
             if after is not None:
                 # The run *after* our transition: it holds every transition made before it (rule 5).
                 snapshot = after
                 ready = engine.ready(after, plan.dependents[name])
                 queue.extend((dependent, after["jobs"][dependent]["attempt"]) for dependent in ready)
+        for i, (spec, attempt, claimed_doc) in enumerate(to_start):
+            try:
+                after = self._start_counted(entry, run_id, spec, attempt, claimed_doc)
+            except Exception:
+                # This one's claim is released; so are those not started yet (rule 8).
+                for rest, rest_attempt, _ in to_start[i + 1 :]:
+                    self.store.release(run_id, rest["name"], rest_attempt)
+                raise
+            if after is None:
+                claimed.append(spec["name"])
+            else:  # claimed, but its payload could not be sent: recorded failed
+                snapshot = after
         return snapshot, claimed, skipped
 
     def _ready_beyond_skips(
@@ -592,28 +784,29 @@ class Runtime:
                 raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
             jobs = nested(doc).get("jobs", {})
         context = engine.condition_context({"input": entry.get("input"), "jobs": jobs})
-        return bool(evaluate(spec["condition"], context))
+        try:
+            return bool(evaluate(spec["condition"], context))
+        except Exception as exc:  # a condition this runtime cannot evaluate: fail the job, never loop
+            raise ConditionError(engine.condition_problem(spec["name"], spec["condition"], exc)) from exc
 
-    def _claim_counted(
-        self, entry: Doc, run_id: str, spec: Mapping[str, Any], attempt: int
-    ) -> tuple[bool, Doc | None]:
-        """Claim one job and start it: ``(claimed, run after a recorded dispatch failure or None)``.
-
-        The claim returns the outputs of the job's needs (terminal, so final) for its payload.
-        """
+    def _claim_only(self, entry: Doc, run_id: str, spec: Mapping[str, Any], attempt: int) -> Doc | None:
+        """Claim one job; the run after the claim with its needs' outputs (terminal, so final), or None."""
         plan: engine.Plan = entry["plan"]
         name = spec["name"]
         needs = [need for need in dict.fromkeys(spec.get("needs", ())) if need in plan.specs]
-        claimed = self.store.claim_and_read(
+        return self.store.claim_and_read(
             run_id,
             name,
             attempt,
             projection=project(fields={need: ("output",) for need in needs}),
             phase=plan.phase_of.get(name),
         )
-        if claimed is None:
-            return False, None  # someone else claimed it, or the run has ended
-        attempt += 1
+
+    def _start_counted(
+        self, entry: Doc, run_id: str, spec: Mapping[str, Any], attempt: int, claimed: Doc
+    ) -> Doc | None:
+        """Start a job claimed at ``attempt``: None, or the run after its recorded failure (rule 8)."""
+        name = spec["name"]
         view = {
             "_id": run_id,
             "workflow": entry["workflow"],
@@ -622,57 +815,71 @@ class Runtime:
         }
         try:
             payload = build_payload(view, spec, attempt, limit=self.payload_limit)
-        except DispatchError as exc:
-            # The job can never start with this payload: it fails like a job that failed itself,
-            # so failure handling, the run's end and notifications all follow the usual path.
-            logger.error("%s", exc)
-            error: ErrorDoc = {"type": "DispatchError", "message": exc.message}
-            after = self._snapshot(
-                run_id,
-                entry,
-                self.store.record_outcome(
-                    run_id,
-                    name,
-                    attempt,
-                    state=JobState.FAILED,
-                    error=error,
-                    inc=engine.increments(plan, name, JobState.FAILED),
-                    version=entry.get("version"),
-                    projection=project(ready=plan.dependents[name]),
-                ),
-            )
-            self.store.insert_status(
-                make_status(run_id, entry["workflow"], name, attempt, EventStatus.FAILED, error=error)
-            )
-            return True, after
-        try:
             # Copies: the run's config and input are shared with the run cache, and a dispatcher that
             # hands them to code in this process (the local runner) must not be able to change them.
-            self.dispatcher.dispatch(copy.deepcopy(spec), copy.deepcopy(payload))
-        except Exception:
-            # Not started: give the claim back so the redelivered event (we re-raise) claims it again.
-            released = self.store.release(run_id, name, attempt)
-            logger.exception("dispatch of %s/%s failed (claim released: %s)", run_id, name, released)
-            raise
-        return True, None
+            spec_copy, payload_copy = copy.deepcopy(spec), copy.deepcopy(payload)
+        except Exception as exc:
+            # The job can never start with this payload: it fails like a job that failed itself.
+            message = _payload_problem(exc, name, run_id)
+            logger.error("%s", message)
+            return self._fail_claimed_counted(entry, run_id, name, attempt, DISPATCH_ERROR, message)
+        self._send(run_id, name, attempt, spec_copy, payload_copy)
+        return None
+
+    def _fail_claimed_counted(
+        self, entry: Doc, run_id: str, name: str, attempt: int, error_type: str, message: str
+    ) -> Doc | None:
+        """``_fail_claimed`` on the counters: the failed event first, then the failure (rule 8)."""
+        plan: engine.Plan = entry["plan"]
+        error: ErrorDoc = {"type": error_type, "message": short_text(clean_text(message))}
+        status = make_status(run_id, entry["workflow"], name, attempt, EventStatus.FAILED, error=error)
+        self.store.insert_status(status)
+        projection = project(ready=plan.dependents[name])
+        after = self.store.record_outcome(
+            run_id,
+            name,
+            attempt,
+            state=JobState.FAILED,
+            error=error,
+            at=status["time"],
+            inc=engine.increments(plan, name, JobState.FAILED),
+            version=entry.get("version"),
+            projection=projection,
+        )
+        if after is None:  # recorded meanwhile by a handler of the event just inserted
+            after = self.store.get_run(run_id, projection=projection)
+        return self._snapshot(run_id, entry, after)
 
     def _settle_counted(self, entry: Doc, snapshot: Doc) -> str | None:
         """Rule 5: end the run if the latest snapshot shows it is over (the counters say so)."""
         run_id = snapshot["_id"]
         run = {"_id": run_id, "workflow": entry["workflow"], "redrive_count": snapshot.get("redrive_count")}
+        plan: engine.Plan = entry["plan"]
         if snapshot.get("status") != RunStatus.RUNNING:
-            # Already ended: (re-)insert the end event; the unique key makes it harmless (rule 5).
+            # Already ended: finish what the end owes (cancels, the end event); repeats are harmless.
+            self._cancel_unrunnable_counted(run_id, plan)
             self._insert_end_event(run, snapshot["status"])
             return None
         result = engine.ended(snapshot)
         if result is None:
             return None
-        plan: engine.Plan = entry["plan"]
         if self.store.end_run(run_id, result, phase_index=plan.phases):
             logger.info("run %s %s", run_id, result)
+            self._cancel_unrunnable_counted(run_id, plan)
             self._insert_end_event(run, result)
             return result
         return None
+
+    def _cancel_unrunnable_counted(self, run_id: str, plan: engine.Plan) -> list[str]:
+        """``_cancel_unrunnable`` for a run decided on counters: one read of every job's state."""
+        doc = self.store.get_run(run_id, projection=project(fields={name: ("state",) for name in plan.specs}))
+        if doc is None:
+            return []
+        jobs = nested(doc).get("jobs", {})
+        names = [
+            name for name, job in jobs.items() if isinstance(job, dict) and job.get("state") in _UNRUNNABLE
+        ]
+        return self.store.cancel_jobs(run_id, names) if names else []
 
     def _insert_end_event(self, run: Mapping[str, Any], result: str) -> None:
         self.store.insert_status(end_event(run, result))

@@ -23,12 +23,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure
 
 from flowkit import vocab
+from flowkit.errors import LimitExceeded, RunError
 from flowkit.runtime.documents import ErrorDoc, RunDoc, StatusDoc
 from flowkit.runtime.engine import Plan
-from flowkit.vocab import RUN_END_EVENTS, JobState, RunStatus, status_key
+from flowkit.vocab import RUN_END_EVENTS, JobState, RunStatus, is_valid_name, status_key
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -46,6 +47,7 @@ __all__ = [
     "RunCache",
     "Store",
     "end_event",
+    "job_path",
     "make_status",
     "nested",
     "now",
@@ -121,6 +123,29 @@ def end_event(run: Mapping[str, Any], status: str, *, output: Any = None) -> Sta
         int(run.get("redrive_count") or 0),
         RUN_END_EVENTS[RunStatus(status)],
         output=output,
+    )
+
+
+# MongoDB's error codes for a write over its limits: nesting depth (Overflow), document size.
+_LIMIT_CODES: Final = frozenset({15, 10334, 17419, 17420})
+
+
+def job_path(job: str) -> str:
+    """``jobs.<job>``: the MongoDB path of a job; ``RunError`` for a name that is not a job name.
+
+    A name with ``.`` or ``$`` would address another field (``a.output`` is job ``a``'s output), so
+    every name is checked before it becomes part of a path.
+    """
+    if not is_valid_name(job):
+        shown = repr(job) if len(repr(job)) <= 100 else repr(job)[:97] + "..."
+        raise RunError(f"{shown} is not a job name (letters, digits, '_' and '-' only)")
+    return f"jobs.{job}"
+
+
+def _over_limit(exc: Exception) -> bool:
+    """Whether MongoDB (or pymongo, before sending) refused a write for its size or nesting depth."""
+    return isinstance(exc, DocumentTooLarge) or (
+        isinstance(exc, OperationFailure) and exc.code in _LIMIT_CODES
     )
 
 
@@ -378,7 +403,7 @@ class Store:
 
     def read_job(self, run_id: str, job: str) -> tuple[Doc | None, Doc | None]:
         """``(run header, job)`` of one job, by projection; ``(None, None)`` for an unknown run."""
-        doc = self.runs.find_one({"_id": run_id}, {"workflow": 1, "status": 1, f"jobs.{job}": 1})
+        doc = self.runs.find_one({"_id": run_id}, {"workflow": 1, "status": 1, job_path(job): 1})
         if doc is None:
             return None, None
         job_doc = _pluck(doc, "jobs", job)
@@ -425,9 +450,11 @@ class Store:
         ``inc`` is folded into the same update (the counters the new state moves, see
         ``engine.increments``); ``version``, when given, must be the run's (a run replaced under the
         same id is then never touched with counters computed from another configuration).
-        ``projection`` limits the returned document (the whole run if None).
+        ``projection`` limits the returned document (the whole run if None). Raises ``LimitExceeded``
+        when MongoDB refuses the write for its size or nesting (the run document would pass 16 MB):
+        nothing is written then.
         """
-        prefix = f"jobs.{job}"
+        prefix = job_path(job)
         query: Doc = {
             "_id": run_id,
             f"{prefix}.state": {"$in": list(OPEN_STATES)},
@@ -445,11 +472,18 @@ class Store:
         }
         if inc:
             update["$inc"] = dict(inc)
-        return _run(
-            self.runs.find_one_and_update(
-                query, update, projection=projection, return_document=ReturnDocument.AFTER
+        try:
+            return _run(
+                self.runs.find_one_and_update(
+                    query, update, projection=projection, return_document=ReturnDocument.AFTER
+                )
             )
-        )
+        except (OperationFailure, DocumentTooLarge) as exc:
+            if not _over_limit(exc):
+                raise
+            raise LimitExceeded(
+                f"MongoDB refused to record job {job!r} of run {run_id!r}: {exc}", run_id=run_id, job=job
+            ) from exc
 
     def _claim(
         self,
@@ -460,7 +494,7 @@ class Store:
         phase: tuple[int, str] | None,
         always: bool,
     ) -> tuple[Doc, Doc]:
-        prefix = f"jobs.{job}"
+        prefix = job_path(job)
         condition: Doc = {
             "_id": run_id,
             "status": RunStatus.RUNNING,
@@ -511,7 +545,7 @@ class Store:
 
     def release(self, run_id: str, job: str, attempt: int) -> bool:
         """Undo a claim whose dispatch failed: ``dispatched`` at ``attempt`` -> ``pending`` again."""
-        prefix = f"jobs.{job}"
+        prefix = job_path(job)
         result = self.runs.update_one(
             {"_id": run_id, f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.attempt": attempt},
             {
@@ -536,7 +570,7 @@ class Store:
 
         ``inc`` and ``phase`` are folded into the same update, as for ``record_outcome`` and ``claim``.
         """
-        prefix = f"jobs.{job}"
+        prefix = job_path(job)
         changes: Doc = {f"{prefix}.state": JobState.SKIPPED, f"{prefix}.finished_at": at or now()}
         if phase is not None:
             changes["phase_index"], changes["phase"] = phase
@@ -561,7 +595,7 @@ class Store:
         self, run_id: str, job: str, attempt: int, *, at: datetime | None = None
     ) -> RunDoc | None:
         """Rule 7: ``dispatched`` at ``attempt`` -> ``running``; the run's ``workflow`` header, or None."""
-        prefix = f"jobs.{job}"
+        prefix = job_path(job)
         return _run(
             self.runs.find_one_and_update(
                 {"_id": run_id, f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.attempt": attempt},
@@ -615,21 +649,27 @@ class Store:
     def cancel_jobs(self, run_id: str, jobs: Iterable[str], *, at: datetime | None = None) -> list[str]:
         """``pending``/``waiting`` -> ``cancelled`` for each of ``jobs`` of a run that is no longer running.
 
-        One compare-and-set per job: a job that was dispatched or is running is never touched (its
-        outcome is still recorded when it arrives), and nothing is cancelled while the run is
-        ``running``. Returns the jobs this call cancelled.
+        One compare-and-set per job, so it is safe against any concurrent transition: a job that was
+        dispatched or is running is never touched (its outcome is still recorded when it arrives),
+        and nothing is cancelled while the run is ``running`` (e.g. again, after a redrive). Returns
+        the jobs this call cancelled. Used when a run ends (jobs that can never run) and by an
+        explicit cancel.
         """
         moment = at or now()
         cancelled: list[str] = []
+        waiting = [JobState.PENDING.value, JobState.WAITING.value]
         for job in jobs:
-            prefix = f"jobs.{job}"
+            prefix = job_path(job)
             result = self.runs.update_one(
                 {
                     "_id": run_id,
                     "status": {"$in": sorted(vocab.RUN_ENDED_STATUSES)},
-                    f"{prefix}.state": {"$in": [JobState.PENDING, JobState.WAITING]},
+                    f"{prefix}.state": {"$in": waiting},
                 },
-                {"$set": {f"{prefix}.state": JobState.CANCELLED, f"{prefix}.finished_at": moment}},
+                {
+                    "$set": {f"{prefix}.state": JobState.CANCELLED.value, f"{prefix}.finished_at": moment},
+                    "$inc": {"remaining": -1},  # a cancelled job is terminal (rule 5's counters)
+                },
             )
             if result.modified_count == 1:
                 cancelled.append(job)

@@ -135,6 +135,8 @@ def test_the_drawn_tree_is_the_class_tree() -> None:
                 "Unavailable",
                 "Conflict",
                 "Replaced",
+                "Uncertain",
+                "Exceeded",
             )
         ):
             continue

@@ -202,7 +202,7 @@ def test_subprocess_exit_codes_and_json(tmp_path: Path) -> None:
     assert failed.returncode == 1
     assert document["status"] == "failed"
     assert document["jobs"]["reserve-stock"]["error"] == {"type": "OutOfStock", "message": "sku-1"}
-    assert document["jobs"]["charge"]["state"] == "pending"
+    assert document["jobs"]["charge"]["state"] == "cancelled"
     assert usage.returncode == 2
     assert "error: --input: invalid JSON at line 1 column 2 (char 1)" in usage.stderr
 

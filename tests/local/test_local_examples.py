@@ -151,11 +151,11 @@ def test_an_unhandled_mocked_failure_fails_the_run_and_dispatches_nothing_after_
     assert run.status == "failed"
     assert states(run) == {
         "extract": "failed",
-        "normalize-currency": "pending",
-        "dedupe": "pending",
-        "enrich-customers": "pending",
-        "load": "pending",
-        "report": "pending",
+        "normalize-currency": "cancelled",
+        "dedupe": "cancelled",
+        "enrich-customers": "cancelled",
+        "load": "cancelled",
+        "report": "cancelled",
     }
     assert all(run.jobs[name].attempt == 0 for name in states(run) if name != "extract")
     assert {event.job for event in run.events if event.job} == {"extract"}

@@ -45,7 +45,7 @@ def test_a_raising_job_records_its_error_type_and_message(states: Any) -> None:
     run = run_workflow(wf, {"n": 1})
 
     assert run.status == "failed"
-    assert states(run) == {"first": "succeeded", "middle": "failed", "last": "pending"}
+    assert states(run) == {"first": "succeeded", "middle": "failed", "last": "cancelled"}
     error = run.jobs["middle"].error
     assert error is not None
     assert error.type == "QuotaExceeded"
@@ -83,8 +83,10 @@ def test_a_non_json_output_fails_the_job() -> None:
 
     error = run.jobs["middle"].error
     assert error is not None
-    assert error.type == "TypeError"
-    assert error.message.startswith("the output is not JSON: Object of type set")
+    assert error.type == "InvalidOutput"
+    assert error.message == (
+        "the output of job 'middle' cannot be stored unchanged: output: a set is not JSON data ({1, 2})"
+    )
 
 
 def test_a_mock_overrides_a_body_and_a_callable_mock_replaces_it() -> None:

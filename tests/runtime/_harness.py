@@ -333,8 +333,9 @@ def scenarios() -> list[Scenario]:
             "unhandled-failure",
             document("unhandled", [job("a"), job("b", "a"), job("c", "a"), job("d", "b", "c")]),
             {},
-            # c is claimed by the same invocation as b: if b's failure ends the run first, c never starts
-            {"a": "succeeded", "b": "failed", "c": frozenset({"succeeded", "pending"}), "d": "pending"},
+            # c is claimed by the same invocation as b, before b starts: it runs whatever b does; d can
+            # never run once b failed, and is cancelled when the run ends
+            {"a": "succeeded", "b": "failed", "c": "succeeded", "d": "cancelled"},
             "failed",
             outcomes={"b": "fail"},
         ),

@@ -58,7 +58,7 @@ def test_a_failure_of_another_type_is_not_handled_and_fails_the_run(database: An
     world = _run(database, _payment(), fail={"charge": "GatewayTimeout"})
 
     # the failure path was not taken: the failure counts, and nothing after charge starts
-    assert _states(world) == {"charge": "failed", "apologise": "skipped", "close": "pending"}
+    assert _states(world) == {"charge": "failed", "apologise": "skipped", "close": "cancelled"}
     assert _status(world) == "failed"
     assert "close" not in _dispatched(world)
     assert [e["status"] for e in world.end_events("r-1")] == ["failed"]
@@ -82,7 +82,7 @@ def test_a_status_test_true_either_way_does_not_swallow_the_failure(database: An
     world = _run(database, root, fail={"load": "ValueError"})
 
     assert _status(world) == "failed"
-    assert _states(world) == {"load": "failed", "cleanup": "pending"}
+    assert _states(world) == {"load": "failed", "cleanup": "cancelled"}
 
 
 def test_a_failed_otherwise_path_is_a_failure_path(database: Any) -> None:
@@ -116,7 +116,7 @@ def test_always_runs_after_a_failure_and_the_run_still_fails_once_it_finished(da
 
     world.drain()
 
-    assert _states(world, "r") == {"load": "failed", "cleanup": "succeeded", "report": "pending"}
+    assert _states(world, "r") == {"load": "failed", "cleanup": "succeeded", "report": "cancelled"}
     assert _status(world, "r") == "failed"
     assert "report" not in _dispatched(world)
     assert [e["status"] for e in world.end_events("r")] == ["failed"]

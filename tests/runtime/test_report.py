@@ -82,7 +82,7 @@ def test_failure_carries_type_and_message(store: Store) -> None:
         (
             lambda r: r.succeeded("r-1", "a", 1, {1, 2}),
             RejectedReport,
-            "output of job 'a' .* is not JSON-serializable",
+            "output of job 'a' cannot be stored unchanged: output: a set is not JSON data",
         ),
     ],
 )

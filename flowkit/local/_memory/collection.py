@@ -11,9 +11,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import bson
 from bson import ObjectId
 from pymongo import ReturnDocument
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DocumentTooLarge, DuplicateKeyError, OperationFailure, WriteError
 from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, UpdateResult
 
 from flowkit.local._memory.cursor import Cursor
@@ -21,6 +22,8 @@ from flowkit.local._memory.filters import compile_filter
 from flowkit.local._memory.projection import Projection
 from flowkit.local._memory.updates import Update
 from flowkit.local._memory.values import MISSING, get, index_key, sort_key, to_bson
+from flowkit.runtime.limits import nesting
+from flowkit.vocab import MONGO_DOCUMENT_LIMIT, MONGO_NESTING_LIMIT
 
 Doc = dict[str, Any]
 Keys = list[tuple[str, int]]
@@ -48,7 +51,41 @@ class Data:
 
     def __init__(self) -> None:
         self.docs: dict[Any, Doc] = {}  # _id key -> stored document
+        # _id key -> an upper bound of the document's BSON size (exact after insert or a recount)
+        self.sizes: dict[Any, int] = {}
         self.indexes: dict[str, Index] = {"_id_": Index("_id_", [("_id", 1)], unique=True)}
+
+
+def _bson_size(value: Any) -> int:
+    return len(bson.encode(value if isinstance(value, dict) else {"": value}))
+
+
+def _check_insert_limits(doc: Doc) -> int:
+    """MongoDB's limits on an inserted document; its BSON size.
+
+    pymongo refuses a document over 16 MB before sending it (``DocumentTooLarge``); the server refuses
+    one nested deeper than 100 levels (``WriteError``, code 15 Overflow), counting non-empty objects
+    and arrays, the document itself included.
+    """
+    size = _bson_size(doc)
+    if size > MONGO_DOCUMENT_LIMIT:
+        raise DocumentTooLarge(
+            f"BSON document too large ({size} bytes) - the connected server supports BSON document sizes "
+            f"up to {MONGO_DOCUMENT_LIMIT} bytes."
+        )
+    if nesting(doc) > MONGO_NESTING_LIMIT:
+        raise WriteError(
+            f"cannot insert document because it exceeds {MONGO_NESTING_LIMIT} levels of nesting", code=15
+        )
+    return size
+
+
+def _check_update_nesting(update: Update) -> None:
+    """MongoDB refuses an update that nests a value deeper than 100 levels (code 15 Overflow)."""
+    for op, path, arg in update.ops:
+        levels = path.count(".") + 1 + (op in ("$push", "$addToSet")) + nesting(arg)
+        if levels > MONGO_NESTING_LIMIT:
+            raise WriteError(f"Document exceeds maximum nesting depth of {MONGO_NESTING_LIMIT}", code=15)
 
 
 def _no_options(method: str, options: Mapping[str, Any]) -> None:
@@ -170,12 +207,14 @@ class Collection:
             type(stored["_id"]) is list or any(k.startswith("$") for k in stored["_id"])
         ):
             raise NotImplementedError("an _id that is an array or holds operators")
+        size = _check_insert_limits(stored)
         keys = {index.name: index.key_of(stored) for index in self._data.indexes.values() if index.unique}
         for index in self._data.indexes.values():
             if index.unique and keys[index.name] in index.entries:
                 raise self._duplicate(index, stored)
         id_key = keys["_id_"]
         self._data.docs[id_key] = stored
+        self._data.sizes[id_key] = size
         for index in self._data.indexes.values():
             if index.unique:
                 index.entries[keys[index.name]] = id_key
@@ -218,22 +257,44 @@ class Collection:
         """Apply ``update`` to the stored ``doc``; refused whole if it breaks a unique index."""
         unique = [i for i in self._data.indexes.values() if i.unique and i.name != "_id_"]
         before = [index.key_of(doc) for index in unique]
+        _check_update_nesting(update)
         modified, undo = update.apply(doc)
         if not modified:
             return False
         id_key = (index_key(doc["_id"], "_id"),)
         try:
+            self._check_update_size(doc, update, id_key)
             after = [index.key_of(doc) for index in unique]
             for index, key in zip(unique, after, strict=True):
                 if index.entries.get(key, id_key) != id_key:
                     raise self._duplicate(index, doc)
-        except BaseException:  # a duplicate key, or a value the index cannot hold: change nothing
+        except BaseException:  # a duplicate key, a value the index cannot hold, too large: change nothing
             undo.rollback()
             raise
         for index, old, new in zip(unique, before, after, strict=True):
             del index.entries[old]
             index.entries[new] = id_key
         return True
+
+    def _check_update_size(self, doc: Doc, update: Update, id_key: Any) -> None:
+        """MongoDB refuses an update whose result is over 16 MB (code 17419).
+
+        The stored size bound grows by what the update writes (replaced values are not subtracted), so
+        the document is re-encoded only when the bound passes the limit: near the limit, not on every
+        update.
+        """
+        grown = self._data.sizes.get(id_key, 0) + sum(
+            len(path) + 8 + _bson_size(arg) for _, path, arg in update.ops
+        )
+        if grown <= MONGO_DOCUMENT_LIMIT:
+            self._data.sizes[id_key] = grown
+            return
+        size = _bson_size(doc)
+        if size > MONGO_DOCUMENT_LIMIT:
+            raise WriteError(
+                f"Resulting document after update is larger than {MONGO_DOCUMENT_LIMIT}", code=17419
+            )
+        self._data.sizes[id_key] = size
 
     def _matching(self, spec: Any) -> Iterator[Doc]:
         spec = _as_filter(spec)
@@ -300,6 +361,7 @@ class Collection:
     def _delete(self, doc: Doc) -> None:
         id_key = (index_key(doc["_id"], "_id"),)
         del self._data.docs[id_key]
+        self._data.sizes.pop(id_key, None)
         for index in self._data.indexes.values():
             if index.unique:
                 index.entries.pop(index.key_of(doc), None)

@@ -29,12 +29,19 @@ def to_bson(value: Any, where: str = "document") -> Any:
     Like a BSON round trip through ``MongoClient(tz_aware=True)``: tuples become lists, mappings
     plain dicts, and datetimes are cut to milliseconds and read back as aware UTC (naive means UTC).
     """
+    if isinstance(value, str):
+        if not value.isascii():
+            value.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError, as in pymongo's encoder
+        # A str subclass (a StrEnum such as JobState.PENDING) is stored as the plain string BSON holds.
+        return value if type(value) is str else str.__str__(value)
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidDocument(f"documents must have only string keys, key was {key!r} (in {where})")
-            out[key] = to_bson(item, where)
+            if not key.isascii():
+                key.encode("utf-8")
+            out[key if type(key) is str else str.__str__(key)] = to_bson(item, where)
         return out
     if isinstance(value, (list, tuple)):
         return [to_bson(item, where) for item in value]
