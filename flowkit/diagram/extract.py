@@ -258,8 +258,7 @@ class _Extractor:
         if self.run is not None:
             state = self.run.states.get(name, JobState.PENDING)
             job_run = self.run.jobs.get(name)
-            attempt = f" (attempt {job_run.attempt})" if job_run is not None and job_run.attempt > 1 else ""
-            details.append(f"{state.value}{attempt}")
+            details.append(state.value + _attempts(job_run, spec.retry.max_attempts))
             if job_run is not None and job_run.error is not None:
                 tooltip.append(f"{job_run.error.type}: {job_run.error.message}")
         self._add_node(
@@ -336,6 +335,18 @@ class _Extractor:
             run_label=self.run.label if self.run is not None else None,
             legend=legend,
         )
+
+
+def _attempts(job: JobRun | None, max_attempts: int) -> str:
+    """Attempts used, after the state: `` (attempt 2 of 3)``; after a redrive, counted from it."""
+    if job is None or job.attempt == 0:
+        return ""
+    if job.attempt_base:
+        used = job.attempt - job.attempt_base
+        return f" (attempt {job.attempt}: {used} of {max_attempts} since the redrive)"
+    if max_attempts > 1:
+        return f" (attempt {job.attempt} of {max_attempts})"
+    return f" (attempt {job.attempt})" if job.attempt > 1 else ""
 
 
 def _reduced_needs(document: WorkflowDocument) -> dict[str, list[str]]:

@@ -79,7 +79,47 @@ def _state(job: Mapping[str, Any]) -> str:
     return str(getattr(state, "value", state))
 
 
-def _table(jobs: Mapping[str, Mapping[str, Any]], *, title: str, live: bool, width: int = 100) -> Any:
+def attempts_text(job: Mapping[str, Any], max_attempts: int = 1) -> str:
+    """The attempt column: ``2/3`` (attempts used of the retry policy's), ``2`` without retries.
+
+    After a redrive the budget counts from it: ``4 (1/3)`` is attempt 4, the first of 3 since then.
+    """
+    attempt = int(job.get("attempt") or 0)
+    base = int(job.get("attempt_base") or 0)
+    if base:
+        return f"{attempt} ({attempt - base}/{max_attempts})"
+    return f"{attempt}/{max_attempts}" if max_attempts > 1 else str(attempt)
+
+
+def _max_attempts(config: Mapping[str, Any] | None) -> dict[str, int]:
+    specs = (config or {}).get("jobs") or ()
+    return {
+        spec["name"]: int((spec.get("retry") or {}).get("max_attempts") or 1)
+        for spec in specs
+        if isinstance(spec, Mapping) and "name" in spec
+    }
+
+
+def _detail(job: Mapping[str, Any], state: str, room: int) -> str:
+    error = job.get("error")
+    detail = f"{error.get('type')}: {error.get('message')}" if isinstance(error, Mapping) else ""
+    if state == JobState.WAITING:
+        due = _aware(job.get("due"))
+        when = f"retry at {due:%H:%M:%S}" if due is not None else "waiting to retry"
+        detail = f"{when} after {detail}" if detail else when
+    if not detail and job.get("output") is not None:
+        detail = _short(job.get("output"), room)
+    return detail if len(detail) <= room else detail[: room - 1] + "…"
+
+
+def _table(
+    jobs: Mapping[str, Mapping[str, Any]],
+    *,
+    title: str,
+    live: bool,
+    width: int = 100,
+    config: Mapping[str, Any] | None = None,
+) -> Any:
     rich = _rich()
     table = rich.table.Table(title=title, title_justify="left", expand=False)
     widest = max((len(name) for name in jobs), default=3)
@@ -96,20 +136,16 @@ def _table(jobs: Mapping[str, Mapping[str, Any]], *, title: str, live: bool, wid
         names.sort(key=lambda n: _ACTIVE.index(s) if (s := _state(jobs[n])) in _ACTIVE else len(_ACTIVE))
     shown = names[:_MAX_LIVE_ROWS] if live else names
     now = datetime.now(UTC)
+    max_attempts = _max_attempts(config)
     for name in shown:
         job = jobs[name]
         state = _state(job)
-        error = job.get("error")
-        detail = f"{error.get('type')}: {error.get('message')}" if isinstance(error, Mapping) else ""
-        if not detail and job.get("output") is not None:
-            detail = _short(job.get("output"), room)
-        detail = detail if len(detail) <= room else detail[: room - 1] + "…"
         table.add_row(
             name,
             f"[{STYLES.get(state, '')}]{state}[/]",
-            str(job.get("attempt", 0)),
+            attempts_text(job, max_attempts.get(name, 1)),
             _seconds(job_elapsed(job, now)),
-            detail,
+            _detail(job, state, room),
         )
     if len(shown) < len(names):
         counts: dict[str, int] = {}
@@ -145,7 +181,9 @@ class LiveDisplay:
         if run is None:
             return "starting…"
         title = f"{run.get('workflow', '')} {run.get('_id', '')} — {run.get('status', '')}"
-        return _table(run.get("jobs", {}), title=title, live=True, width=self.console.width)
+        return _table(
+            run.get("jobs", {}), title=title, live=True, width=self.console.width, config=run.get("config")
+        )
 
     def __enter__(self) -> LiveDisplay:
         self._live.start()
@@ -164,7 +202,9 @@ def render_summary(run: LocalRun, console: Any = None) -> None:
     document = run.document
     status = str(document["status"])
     title = f"{run.run.workflow} — run {status} in {run.elapsed:.2f}s"
-    console.print(_table(document["jobs"], title=title, live=False, width=console.width))
+    console.print(
+        _table(document["jobs"], title=title, live=False, width=console.width, config=document.get("config"))
+    )
     if run.dead_letters:
         console.print(f"[bold red]{len(run.dead_letters)} dead-lettered deliveries:[/]")
         for letter in run.dead_letters:

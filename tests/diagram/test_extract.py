@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from diagram_docs import ROWS, all_to_all, checkout, document, etl, fan_out, job, op, ref
 
+from flowkit.diagram import to_dot
 from flowkit.diagram.extract import END, START, extract
 from flowkit.diagram.model import DiagramGraph, EdgeKind, NodeKind
 from flowkit.document import Branch, JobRun, JobState, Run, Target
@@ -187,7 +188,7 @@ def test_a_stored_run_colours_jobs_and_names_the_run() -> None:
     graph = extract(doc, run)
 
     assert graph.run_label == "run r-7: failed"
-    assert graph.node("transform").details[-1] == "timed_out (attempt 3)"
+    assert graph.node("transform").details[-1] == "timed_out (attempt 3 of 3)"
     assert "Timeout: 30s" in graph.node("transform").tooltip
     assert JobState.TIMED_OUT in graph.legend  # an extra state in use joins the legend
 
@@ -262,3 +263,29 @@ def test_an_empty_arm_skips_to_what_directly_follows_the_when() -> None:
     otherwise = {(e.source, e.target) for e in extract(doc).edges if e.kind is EdgeKind.OTHERWISE}
 
     assert otherwise == {("@when/w", "report")}
+
+
+def test_attempts_used_are_drawn_per_job() -> None:
+    doc = etl()  # transform retries (3 attempts); load does not
+    run = Run(
+        _id="r-8",
+        workflow=doc.name,
+        version=doc.version,
+        config=doc,
+        status="running",
+        redrive_count=1,
+        jobs={
+            "extract": JobRun(state="succeeded", attempt=1),
+            "transform": JobRun(state="waiting", attempt=1, error={"type": "Timeout", "message": "30s"}),
+            "load": JobRun(state="running", attempt=2, attempt_base=1),
+        },
+        created_at="2026-11-27T00:00:00Z",
+    )
+
+    graph = extract(doc, run)
+
+    assert graph.node("extract").details[-1] == "succeeded"
+    assert graph.node("transform").details[-1] == "waiting (attempt 1 of 3)"
+    assert graph.node("load").details[-1] == "running (attempt 2: 1 of 1 since the redrive)"
+    assert JobState.WAITING in graph.legend
+    assert "#fef9c3" in to_dot(doc, run)  # the waiting colour

@@ -88,3 +88,39 @@ def test_run_workflow_with_the_live_display_still_returns_the_finished_run() -> 
     run = run_workflow(example("nightly_etl"), {"date": "2026-11-27"}, display=True)
 
     assert run.status == "succeeded"
+
+
+def test_live_table_shows_attempts_used_and_jobs_waiting_for_a_retry() -> None:
+    run = {
+        "_id": "r-2",
+        "workflow": "wf",
+        "status": "running",
+        "config": {
+            "jobs": [
+                {"name": "reserve", "retry": {"max_attempts": 3}},
+                {"name": "charge", "retry": {"max_attempts": 2}},
+                {"name": "ship", "retry": {"max_attempts": 1}},
+            ]
+        },
+        "jobs": {
+            "reserve": _job(
+                "waiting",
+                2,
+                0.5,
+                due=T0 + timedelta(seconds=40),
+                error={"type": "Timeout", "message": "the attempt passed its 5 s timeout"},
+            ),
+            "charge": _job("running", 4, attempt_base=3),
+            "ship": _job("pending", 0),
+        },
+    }
+    console = Console(record=True, width=160, force_terminal=False)
+
+    console.print(LiveDisplay(lambda: run, console=console)._render())
+    text = console.export_text()
+
+    [reserve] = [line for line in text.splitlines() if "reserve" in line]
+    assert "waiting" in reserve and "2/3" in reserve
+    assert "retry at 02:00:40 after Timeout: the attempt passed its 5 s timeout" in reserve
+    [charge] = [line for line in text.splitlines() if "charge" in line]
+    assert "4 (1/2)" in charge  # attempt 4, the first of 2 since the redrive
