@@ -19,4 +19,16 @@ def parse_input(value: str | None, *, option: str = "--input") -> dict[str, Any]
     data, where = read_json_argument(value, where=option, file_where=f"{option} @{{path}}")
     if not isinstance(data, dict):
         raise BadArgument(f"{where}: the run input must be a JSON object, got {type(data).__name__}")
+    from flowkit.runtime.limits import INPUT_NESTING_LIMIT, json_size, value_problem
+    from flowkit.vocab import MONGO_DOCUMENT_LIMIT
+
+    problem = value_problem(data, "input", max_depth=INPUT_NESTING_LIMIT)
+    if problem is not None:
+        raise BadArgument(f"{where}: the run input cannot be stored unchanged: {problem}")
+    size = json_size(data)
+    if size > MONGO_DOCUMENT_LIMIT:
+        raise BadArgument(
+            f"{where}: the run input is {size} bytes, over MongoDB's {MONGO_DOCUMENT_LIMIT}-byte document "
+            "limit; pass a reference (e.g. an S3 key) instead"
+        )
     return data

@@ -68,8 +68,17 @@ def resolve(workflow: Any) -> Runnable:
         return Runnable(workflow, bodies)
     if callable(getattr(workflow, "bodies", None)):
         from flowkit.compiler import compile as compile_workflow
+        from flowkit.errors import FlowkitError, InvalidWorkflow
+        from flowkit.loader import describe_user_error
 
-        document = compile_workflow(workflow)
+        try:
+            document = compile_workflow(workflow)
+        except FlowkitError:
+            raise
+        except Exception as exc:  # the workflow function itself raised: as `flowkit validate` says it
+            name = getattr(workflow, "name", "?")
+            message = describe_user_error(f"workflow {name!r} could not be built", exc)
+            raise InvalidWorkflow(message, workflow=name) from exc
         return Runnable(document, dict(workflow.bodies()))
     raise LoadError(
         f"cannot run {type(workflow).__name__!s} {workflow!r}: expected a workflow, a WorkflowDocument "

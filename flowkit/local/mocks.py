@@ -19,7 +19,6 @@ or any other JSON value, taken as a success output.
 from __future__ import annotations
 
 import difflib
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,14 +165,10 @@ def load_mock_file(path: str | Path) -> Mocks:
     """Read and validate a mock file; errors name the file, the job and the outcome's position."""
     where = f"mock file {path}"
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidMock(f"{where}: cannot read it: {exc.strerror or exc}") from exc
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
+        raw, _ = read_json_argument(f"@{path}", where=where, file_where=where)
+    except BadArgument as exc:
         raise InvalidMock(
-            f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            str(exc).replace(f"{where}: cannot read {path}:", f"{where}: cannot read it:")
         ) from exc
     shape = '{"jobs": {"JOB": [{"success": <output>} or {"failure": {"type": ..., "message": ...}}, ...]}}'
     if not isinstance(raw, dict) or not isinstance(raw.get("jobs"), dict):
