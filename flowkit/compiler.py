@@ -198,6 +198,8 @@ class _Specs:
             "backoff_rate": float(retry.backoff),
             "max_delay_seconds": seconds(retry.max_delay, what="max_delay"),
             "jitter": jitter,
+            "on": list(retry.on) if retry.on is not None else None,
+            "not_on": list(retry.not_on),
         }
 
     def target(self, job: Job) -> dict[str, Any]:
@@ -232,6 +234,7 @@ class _Specs:
             "run_on": str(job.run_on),
             "retry": self.retry(job),
             "timeout_seconds": timeout,
+            "heartbeat_seconds": job.heartbeat,
             "input": job_input or {},
         }
 
@@ -296,6 +299,7 @@ def build_document(workflow: Workflow) -> tuple[WorkflowDocument, list[str]]:
         "name": workflow.name,
         "version": "",
         "description": workflow.description,
+        "timeout_seconds": workflow.timeout,
         "phases": phases,
         "jobs": jobs,
         "branches": builder.branches,

@@ -26,12 +26,14 @@ from flowkit.vocab import (
     NotifyKind,
     RunOn,
     RunStatus,
+    TimerKind,
     status_key,
 )
 
 __all__ = [
     "SCHEMA_VERSION",
     "TERMINAL_STATES",
+    "AttemptRecord",
     "Branch",
     "EventStatus",
     "JobError",
@@ -73,13 +75,21 @@ class Target(_Model):
 
 
 class RetryPolicy(_Model):
-    """Stored now, executed by a later runtime: how often and how fast a failed job is retried."""
+    """How often and how fast a failed (or timed-out) attempt is retried.
+
+    The delay before attempt n+1 is ``interval_seconds * backoff_rate ** (n - 1)``, capped by
+    ``max_delay_seconds``; with ``jitter="full"`` a uniform random time between 0 and that delay.
+    """
 
     max_attempts: int = Field(default=1, description="total attempts, 1 means no retry")
     interval_seconds: float = 1.0
     backoff_rate: float = 2.0
     max_delay_seconds: float | None = None
     jitter: Literal["none", "full"] = "none"
+    on: list[str] | None = Field(
+        default=None, description="error types that are retried (None: every type not in not_on)"
+    )
+    not_on: list[str] = Field(default=[], description="error types that are never retried")
 
 
 class Branch(_Model):
@@ -119,7 +129,12 @@ class JobSpec(_Model):
         "path; all_done: once every need finished in any state (always(job))",
     )
     retry: RetryPolicy = RetryPolicy()
-    timeout_seconds: float | None = None
+    timeout_seconds: float | None = Field(
+        default=None, description="an attempt not finished this long after its dispatch times out"
+    )
+    heartbeat_seconds: float | None = Field(
+        default=None, description="an attempt silent (no start, no heartbeat) this long times out"
+    )
     input: dict[str, JsonValue] = {}
 
 
@@ -140,6 +155,9 @@ class WorkflowDocument(_Model):
     name: str
     version: str = Field(description="content hash of the document without this field")
     description: str = ""
+    timeout_seconds: float | None = Field(
+        default=None, description="a run not ended this long after its start ends timed_out"
+    )
     phases: list[Phase]
     jobs: list[JobSpec]
     branches: list[Branch] = []
@@ -180,6 +198,15 @@ class JobError(_Model):
     message: str
 
 
+class AttemptRecord(_Model):
+    """One finished, unsuccessful attempt of a job (``jobs.<name>.attempts``)."""
+
+    attempt: int
+    state: JobState = Field(description="failed or timed_out")
+    error: JobError | None = None
+    finished_at: datetime | None = None
+
+
 class JobRun(_Model):
     state: JobState = JobState.PENDING
     attempt: int = 0
@@ -193,6 +220,15 @@ class JobRun(_Model):
     dispatched_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    heartbeat_at: datetime | None = None
+    attempts: dict[str, AttemptRecord] = Field(
+        default={},
+        description="every failed or timed-out attempt, by attempt number (at most max_attempts of them)",
+    )
+    due: datetime | None = Field(default=None, description="this job's timer: when it fires")
+    timer: TimerKind | None = Field(
+        default=None, description="what fires at due: the next attempt, or the deadline check"
+    )
 
 
 class Run(_Model):
@@ -213,6 +249,12 @@ class Run(_Model):
     end_reason: str | None = Field(default=None, description="why the run was cancelled")
     redrive_count: int = Field(default=0, description="how many times the run was redriven")
     redriven_at: datetime | None = None
+    deadline: datetime | None = Field(default=None, description="the run times out at this time")
+    next_due_ms: int | None = Field(
+        default=None,
+        description="no timer of this run is due before this time, in epoch milliseconds (the sweep's index)",
+    )
+    timer_seq: int = Field(default=0, description="bumped by every update that sets a due time")
 
 
 # --------------------------------------------------------------------------- a status event

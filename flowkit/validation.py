@@ -234,6 +234,10 @@ def _check_timeouts(d: _Doc) -> Iterator[str]:
     for job in d.doc.jobs:
         if job.timeout_seconds is not None and not job.timeout_seconds > 0:
             yield f"job {job.name!r} has timeout {job.timeout_seconds:g}s: a timeout must be positive"
+        if job.heartbeat_seconds is not None and not job.heartbeat_seconds > 0:
+            yield f"job {job.name!r} has heartbeat {job.heartbeat_seconds:g}s: a heartbeat must be positive"
+    if d.doc.timeout_seconds is not None and not d.doc.timeout_seconds > 0:
+        yield (f"workflow {d.doc.name!r} has timeout {d.doc.timeout_seconds:g}s: a timeout must be positive")
 
 
 def _check_retries(d: _Doc) -> Iterator[str]:

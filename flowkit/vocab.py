@@ -34,6 +34,7 @@ __all__ = [
     "ERROR_MESSAGE_LIMIT",
     "EVENTBRIDGE_ENTRY_LIMIT",
     "FAILED_STATES",
+    "JOB_ONLY_STATUSES",
     "JOB_TERMINAL_STATES",
     "LAMBDA_ASYNC_PAYLOAD_LIMIT",
     "MONGO_DOCUMENT_LIMIT",
@@ -41,14 +42,17 @@ __all__ = [
     "NAME_PATTERN",
     "NOTIFY_KINDS",
     "OPEN_STATES",
+    "OUTCOME_STATUSES",
     "RUN_ENDED_STATUSES",
     "RUN_END_EVENTS",
     "WORKFLOW_ONLY_STATUSES",
+    "ErrorType",
     "EventStatus",
     "JobState",
     "NotifyKind",
     "RunOn",
     "RunStatus",
+    "TimerKind",
     "is_valid_name",
     "status_key",
 ]
@@ -122,8 +126,11 @@ class EventStatus(StrEnum):
     STARTED = "started"
     SUCCESS = "success"
     FAILED = "failed"
-    # The failure-handling work adds the kinds flowkit writes on its own (an attempt timed out, a retry
-    # scheduled, a run cancelled) here, together with their notification kinds and Slack messages.
+    TIMED_OUT = "timed_out"
+    """Job-level: an attempt passed its timeout or heartbeat deadline (written by the timer handler);
+    an outcome like ``failed``. Workflow-level: the run passed its own deadline and ended."""
+    RETRYING = "retrying"
+    """Job-level only: a failed or timed-out attempt will be retried; ``output`` holds ``{"not_before": ...}``."""
     CANCELLED = "cancelled"
     """Workflow-level only: the run was cancelled (``flowkit cancel``); ``output`` holds the reason."""
 
@@ -131,12 +138,39 @@ class EventStatus(StrEnum):
 WORKFLOW_ONLY_STATUSES: Final = frozenset({EventStatus.CANCELLED})
 """Event statuses that only workflow-level events (``job`` null) have."""
 
+JOB_ONLY_STATUSES: Final = frozenset({EventStatus.RETRYING})
+"""Event statuses that only job-level events have."""
+
 RUN_END_EVENTS: Final = {
     RunStatus.SUCCEEDED: EventStatus.SUCCESS,
     RunStatus.FAILED: EventStatus.FAILED,
+    RunStatus.TIMED_OUT: EventStatus.TIMED_OUT,
     RunStatus.CANCELLED: EventStatus.CANCELLED,
 }
 """The workflow-level event a run's end inserts (attempt = the run's ``redrive_count``)."""
+
+OUTCOME_STATUSES: Final = frozenset({EventStatus.SUCCESS, EventStatus.FAILED, EventStatus.TIMED_OUT})
+"""Job-level events that carry an attempt's outcome: the statemachine and orchestrator record them."""
+
+
+class ErrorType(StrEnum):
+    """Error types flowkit itself gives a failed attempt (``Retry(on=[...])`` and conditions match them)."""
+
+    TIMEOUT = "Timeout"
+    """The attempt passed the job's ``timeout`` (counted from its dispatch)."""
+    HEARTBEAT_TIMEOUT = "HeartbeatTimeout"
+    """The attempt sent no heartbeat for longer than the job's ``heartbeat``."""
+    DISPATCH_ERROR = "DispatchError"
+    """The job could not be handed to its target (e.g. its payload is over the limit); never retried."""
+
+
+class TimerKind(StrEnum):
+    """What a job's due time (``jobs.<name>.due``) means."""
+
+    RETRY = "retry"
+    """The job is ``waiting``: at ``due`` its next attempt is dispatched."""
+    ATTEMPT = "attempt"
+    """The job is ``dispatched``/``running``: at ``due`` its deadline or heartbeat deadline is checked."""
 
 
 def status_key(run_id: str, job: str | None, attempt: int, status: str) -> str:
@@ -201,6 +235,8 @@ ENV: Final = {
     "mongo_uri_secret": "FLOWKIT_MONGO_URI_SECRET",
     "slack_token_secret": "FLOWKIT_SLACK_TOKEN_SECRET",
     "workflow_modules": "FLOWKIT_WORKFLOW_MODULES",
+    "timer_queue_url": "FLOWKIT_TIMER_QUEUE_URL",
+    "sqs_endpoint_url": "FLOWKIT_SQS_ENDPOINT_URL",
 }
 TEST_MONGO_URI_ENV: Final = "FLOWKIT_TEST_MONGO_URI"
 """Set it to run the over-the-wire tests against a real MongoDB."""

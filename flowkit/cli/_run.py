@@ -50,6 +50,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--mongo-uri", metavar="URI", default=None, help="use this MongoDB, not the embedded store"
     )
+    parser.add_argument(
+        "--clock",
+        choices=("wall", "virtual"),
+        default="wall",
+        help="virtual: jump over retry backoffs and timeouts when nothing else runs (default wall)",
+    )
     parser.add_argument("--json", action="store_true", help="print the final run document as JSON")
     parser.add_argument(
         "--diagram", metavar="FILE", default=None, help="write the run's diagram (e.g. run.svg)"
@@ -113,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         chaos=args.chaos,
         mongo_uri=args.mongo_uri,
         timeout=args.timeout,
+        clock=args.clock,
         display=live,
         console=_stderr_console() if live and args.json else None,
     )

@@ -21,7 +21,9 @@ from flowkit.vocab import JobState, RunOn
 __all__ = ["RUN_ON", "Body", "Job", "always", "job"]
 
 Body = Callable[..., Any]
-_OPTIONS = frozenset({"timeout", "retry", "input", "description", "target", "qualifier", "needs"})
+_OPTIONS = frozenset(
+    {"timeout", "heartbeat", "retry", "input", "description", "target", "qualifier", "needs"}
+)
 RUN_ON = tuple(RunOn)
 """When a job may start: ``all_success`` (its needs succeeded, were skipped, or failed on a handled path)
 or ``all_done`` (its needs finished in any state: ``always(job)``)."""
@@ -34,6 +36,7 @@ class Job(Node):
     __slots__ = (
         "description",
         "fn",
+        "heartbeat",
         "input",
         "name",
         "needs",
@@ -46,6 +49,7 @@ class Job(Node):
     name: str
     fn: Body | None
     timeout: float | None
+    heartbeat: float | None
     retry: Retry | None
     input: Mapping[str, Any]
     description: str
@@ -60,6 +64,7 @@ class Job(Node):
         fn: Body | None,
         *,
         timeout: Duration | None = None,
+        heartbeat: Duration | None = None,
         retry: Retry | None = None,
         input: Mapping[str, Any] | None = None,
         description: str | None = None,
@@ -93,6 +98,7 @@ class Job(Node):
             "name": name,
             "fn": fn,
             "timeout": seconds(timeout, what=f"{where}: timeout="),
+            "heartbeat": seconds(heartbeat, what=f"{where}: heartbeat="),
             "retry": retry,
             "input": MappingProxyType(dict(input or {})),
             "description": description,
@@ -120,6 +126,7 @@ class Job(Node):
             "name": self.name,
             "fn": self.fn,
             "timeout": self.timeout,
+            "heartbeat": self.heartbeat,
             "retry": self.retry,
             "input": dict(self.input),
             "description": self.description,
@@ -250,7 +257,8 @@ def job(fn_or_name: Body | str | None = None, /, *, name: str | None = None, **o
     - ``job("charge-card", target="arn:aws:lambda:...:function:charge", qualifier="prod")``: a
       body-less job that runs an existing Lambda function.
 
-    Options: ``timeout`` (seconds or timedelta), ``retry``, ``input`` (static JSON input),
+    Options: ``timeout`` (seconds or timedelta, counted from the dispatch of each attempt),
+    ``heartbeat`` (seconds or timedelta: an attempt silent this long times out), ``retry``, ``input`` (static JSON input),
     ``description``, ``target`` (function name or ARN), ``qualifier`` (alias/version), ``needs``
     (extra dependencies by job name).
     """

@@ -40,7 +40,10 @@ class Retry:
     """How often and how fast a failed job is retried: ``Retry(attempts=3, interval=2, backoff=2.0)``.
 
     ``attempts`` counts every try (1 = no retry); ``interval`` and ``max_delay`` are seconds or
-    ``timedelta``; ``jitter`` is ``"none"`` or ``"full"``.
+    ``timedelta``. The wait before attempt n+1 is ``interval * backoff ** (n - 1)``, capped by
+    ``max_delay``; ``jitter="full"`` waits a uniform random time between 0 and that. ``on`` lists the
+    error types that are retried (default: all), ``not_on`` the ones that never are; a timed-out
+    attempt has the error type ``"Timeout"`` (or ``"HeartbeatTimeout"``).
     """
 
     attempts: int = 3
@@ -48,6 +51,8 @@ class Retry:
     backoff: float = 2.0
     max_delay: Duration | None = None
     jitter: str = "none"
+    on: Sequence[str] | None = None
+    not_on: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
@@ -57,6 +62,13 @@ class Retry:
         _number(self.backoff, what="Retry(backoff=...)")
         if not isinstance(self.jitter, str):
             raise TypeError(f"Retry(jitter=...) must be 'none' or 'full', got {self.jitter!r}")
+        for attr in ("on", "not_on"):
+            value = getattr(self, attr)
+            if value is None:
+                continue
+            if isinstance(value, str) or not all(isinstance(e, str) for e in value):
+                raise TypeError(f"Retry({attr}=...) must be a list of error type names, got {value!r}")
+            object.__setattr__(self, attr, tuple(value))
 
 
 @dataclass(frozen=True)

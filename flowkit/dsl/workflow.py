@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, overload
 
 from flowkit.dsl.job import Body, Job
 from flowkit.dsl.nodes import Node, Parallel, Serial, When
-from flowkit.dsl.options import Defaults, Notify
+from flowkit.dsl.options import Defaults, Duration, Notify, seconds
 
 if TYPE_CHECKING:
     pass
@@ -19,7 +19,7 @@ __all__ = ["Workflow", "iter_jobs", "workflow"]
 class Workflow:
     """A workflow definition. ``flowkit.compile(workflow)`` turns it into a ``WorkflowDocument``."""
 
-    __slots__ = ("builder", "defaults", "description", "name", "notify")
+    __slots__ = ("builder", "defaults", "description", "name", "notify", "timeout")
 
     def __init__(
         self,
@@ -29,6 +29,7 @@ class Workflow:
         description: str | None = None,
         notify: Notify | None = None,
         defaults: Defaults | None = None,
+        timeout: Duration | None = None,
     ) -> None:
         if not isinstance(name, str):
             raise TypeError(f"a workflow name must be a str, got {name!r}")
@@ -48,6 +49,7 @@ class Workflow:
         self.description = description
         self.notify = notify
         self.defaults = defaults or Defaults()
+        self.timeout = seconds(timeout, what=f"workflow {name!r}: timeout=")
 
     def __repr__(self) -> str:
         return f"<Workflow {self.name}>"
@@ -100,12 +102,14 @@ def workflow(
     description: str | None = None,
     notify: Notify | None = None,
     defaults: Defaults | None = None,
+    timeout: Duration | None = None,
 ) -> Callable[[Callable[[], Node]], Workflow]: ...
 
 
 def workflow(fn: Callable[[], Node] | None = None, /, **options: Any) -> Any:
     """Declare a workflow: ``@workflow(name="nightly-etl", notify=Notify(...), defaults=Defaults(...))``
     on a function that returns the composition. Bare ``@workflow`` names it after the function.
+    ``timeout`` (seconds or timedelta): a run not ended this long after its start ends ``timed_out``.
     """
     if fn is not None:
         if options:

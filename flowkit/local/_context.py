@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 __all__ = ["LambdaContext"]
 
@@ -23,6 +25,12 @@ class LambdaContext:
         default_factory=lambda: str(uuid.UUID(int=random.getrandbits(128), version=4))
     )
     started: float = field(default_factory=time.monotonic)
+    deadline: datetime | None = None
+    """When the job's attempt times out (its dispatch + its ``timeout``); None without a timeout."""
+    clock: Callable[[], datetime] | None = None
+    """The run's clock (virtual in tests): the remaining time is ``deadline - clock()``."""
+    heartbeat: Callable[[], bool] = field(default=lambda: False)
+    """``context.heartbeat()``: tell flowkit the attempt is alive (``@job(heartbeat=...)``)."""
 
     @property
     def invoked_function_arn(self) -> str:
@@ -37,5 +45,8 @@ class LambdaContext:
         return f"local/[{self.function_version}]{self.aws_request_id}"
 
     def get_remaining_time_in_millis(self) -> int:
+        """Milliseconds left: until the job's own timeout, else until the Lambda's ``timeout_seconds``."""
+        if self.deadline is not None and self.clock is not None:
+            return max(0, int((self.deadline - self.clock()).total_seconds() * 1000))
         remaining = self.timeout_seconds - (time.monotonic() - self.started)
         return max(0, int(remaining * 1000))

@@ -30,7 +30,7 @@ from typing import Any, Final
 from flowkit.local._activity import Activity
 from flowkit.local._context import LambdaContext
 from flowkit.local._pool import DaemonPool
-from flowkit.vocab import EventStatus
+from flowkit.vocab import OUTCOME_STATUSES, EventStatus
 
 __all__ = ["HANDLERS", "DeadLetter", "Delivery", "EventBus", "routes"]
 
@@ -44,7 +44,7 @@ HANDLERS: Final = ("statemachine_job", "orchestrator_job", "notifications_job")
 # Retries after the first attempt, as for an asynchronous Lambda invocation.
 DEFAULT_RETRIES: Final = 2
 
-_OUTCOMES: Final = frozenset({EventStatus.SUCCESS, EventStatus.FAILED})
+_OUTCOMES: Final = OUTCOME_STATUSES  # an attempt's outcome: success, failed, timed_out
 
 # Chaos: probability that a delivery is duplicated, and the longest delay of a delivery, in seconds.
 CHAOS_DUPLICATE: Final = 0.3

@@ -12,9 +12,11 @@ run its bodies and mocks, looked up by the payload's ``run_id``; ``forget`` drop
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from flowkit.document import JobError
@@ -25,6 +27,7 @@ from flowkit.local._pool import DaemonPool
 from flowkit.local.mocks import Mocks
 from flowkit.runtime.limits import clean_text
 from flowkit.runtime.report import Reporter
+from flowkit.runtime.timers import as_datetime
 
 __all__ = ["Body", "LocalDispatcher"]
 
@@ -84,6 +87,23 @@ class LocalDispatcher:
 
     # ------------------------------------------------------------------ one job run
 
+    def _context(self, name: str, spec: Spec, run_id: str, attempt: int) -> LambdaContext:
+        """The body's ``context``: remaining time from the job's own timeout, a ``heartbeat()``."""
+        store = self._reporter.store
+        timeout = spec.get("timeout_seconds")
+        deadline = None
+        if timeout is not None:
+            _, job = store.read_job(run_id, name)
+            dispatched = as_datetime((job or {}).get("dispatched_at")) or store.now()
+            deadline = dispatched + timedelta(seconds=float(timeout))
+        return LambdaContext(
+            function_name=(spec.get("target") or {}).get("function") or name,
+            timeout_seconds=float(timeout) if timeout is not None else 900.0,
+            deadline=deadline,
+            clock=store.now,
+            heartbeat=functools.partial(self._reporter.heartbeat, run_id, name, attempt),
+        )
+
     def _run(self, name: str, spec: Spec, payload: dict[str, Any]) -> None:
         try:
             self._execute(name, spec, payload)
@@ -110,6 +130,9 @@ class LocalDispatcher:
         error: JobError | None = None
         if name in mocks.outcomes:
             outcome = mocks.outcome(name, attempt)
+            if outcome.hang is not None:
+                logger.info("job %s attempt %d hangs (mocked): it never reports", name, attempt)
+                return
             if outcome.failure is not None:
                 error = outcome.failure.to_error()
             else:
@@ -119,7 +142,7 @@ class LocalDispatcher:
             if body is None:  # the runner checks this before starting; kept as a clear failure
                 error = JobError(type="NoLocalBody", message=f"job '{name}' has no Python body or mock")
             else:
-                context = LambdaContext(function_name=(spec.get("target") or {}).get("function") or name)
+                context = self._context(name, spec, run_id, attempt)
                 try:
                     output = body(payload, context)
                 except BaseException as exc:  # sys.exit() in a body fails the job, as under @reported
@@ -127,6 +150,14 @@ class LocalDispatcher:
                     logger.info("job %s attempt %d raised %s: %s", name, attempt, error.type, exc)
         # The same report as @reported makes: an output that cannot be stored unchanged fails the job
         # with InvalidOutput (mocks included), so a local run ends the way production would.
-        self._reporter.finish(
-            run_id, name, attempt, output=output, error=None if error is None else (error.type, error.message)
-        )
+        try:
+            self._reporter.finish(
+                run_id,
+                name,
+                attempt,
+                output=output,
+                error=None if error is None else (error.type, error.message),
+            )
+        except RejectedReport as exc:
+            # The attempt is over (it timed out, or the run was redriven): its outcome is stale.
+            logger.warning("job %s attempt %d: outcome not recorded: %s", name, attempt, exc)

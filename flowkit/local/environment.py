@@ -36,9 +36,11 @@ from flowkit.errors import ConfigError, RunError, StoreUnavailable
 from flowkit.local._activity import Activity
 from flowkit.local._target import check_runnable, resolve
 from flowkit.local.bus import DeadLetter, EventBus
+from flowkit.local.clock import Clock, ClockName, make_clock
 from flowkit.local.dispatcher import LocalDispatcher
 from flowkit.local.mocks import Mocks, mocks_from
 from flowkit.local.result import LocalRun, RunLocation
+from flowkit.local.timers import TimerLoop
 from flowkit.runtime._uri import one_line, redact
 from flowkit.runtime.config import Settings
 from flowkit.vocab import JOB_TERMINAL_STATES, EventStatus, RunStatus
@@ -61,8 +63,10 @@ class _Machinery:
     activity: Activity
     dispatcher: LocalDispatcher
     bus: EventBus
+    timers: TimerLoop
 
     def close(self) -> None:
+        self.timers.close()
         self.bus.close()
         self.dispatcher.close(wait=self.activity.idle)
 
@@ -75,6 +79,11 @@ class LocalEnvironment:
     ``chaos=SEED`` makes the bus duplicate, reorder and delay deliveries (every run, unless ``run``
     says otherwise); ``workers`` is the size of the job thread pool; ``display=True`` shows each run's
     live table on stdout (or on ``console``, a rich ``Console``).
+
+    ``clock`` is ``"wall"`` (the default), ``"virtual"`` or a clock object (``flowkit.local.clock``):
+    every time the runtime records and every due time comes from it. The environment's timer loop
+    fires the due timers of its own runs (a retry's backoff, a job's timeout or heartbeat, a run's
+    timeout); on a virtual clock it jumps to the next due time whenever nothing else is in flight.
     """
 
     def __init__(
@@ -87,8 +96,10 @@ class LocalEnvironment:
         workers: int = 16,
         display: bool = False,
         console: Any = None,
+        clock: ClockName | Clock | None = None,
     ) -> None:
         self.settings = settings or Settings.from_env()
+        self.clock = make_clock(clock)
         self.chaos = chaos
         self.workers = workers
         self.display = display
@@ -105,6 +116,7 @@ class LocalEnvironment:
             runs=self.settings.runs_collection,
             statuses=self.settings.statuses_collection,
             on_status=self._publish,
+            clock=self.clock,
         )
         try:
             self.store.ensure_indexes()
@@ -168,7 +180,10 @@ class LocalEnvironment:
             on_event=self._on_event,
             activity=activity,
         )
-        self._machinery = _Machinery(activity, dispatcher, bus)
+        # The timers of this environment's runs only: a shared MongoDB may hold other runs' timers.
+        timers = TimerLoop(runtime, self.clock, activity, runs=lambda: list(self._ended))
+        runtime.waker = timers
+        self._machinery = _Machinery(activity, dispatcher, bus, timers.start())
         return self._machinery
 
     def _publish(self, doc: StatusDoc) -> None:
@@ -394,6 +409,9 @@ def _wait(
                 document = fetch()
                 if document is not None and document.get("status") != RunStatus.RUNNING:
                     return
+                if document is not None and document.get("next_due_ms") is not None:
+                    time.sleep(0.02)  # waiting for a timer (a retry's backoff, a timeout): the loop fires it
+                    continue
                 raise RunError(
                     f"run '{run_id}' stalled: nothing is running or queued but the run has not ended; "
                     f"{_unfinished(document)}{_dead(dead_letters())}",

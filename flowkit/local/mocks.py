@@ -7,8 +7,13 @@ sequence the last outcome repeats. An outcome is a success with an output or a f
     {"jobs": {
         "charge":  [{"failure": {"type": "CardDeclined", "message": "insufficient funds"}}],
         "notify":  {"success": {"sent": true}},
-        "archive": [{"failure": {"type": "Timeout"}}, {"success": null}]
+        "archive": [{"failure": {"type": "Timeout"}}, {"success": null}],
+        "export":  [{"hang": true}, {"success": {"rows": 3}}]
     }}
+
+``{"hang": true}`` starts the attempt and never reports its outcome (a Lambda that died): the job's
+timeout or heartbeat fires, and its retry policy applies. The outcomes are per attempt, so a list
+drives retries: attempt n gets the n-th outcome.
 
 On the command line, ``--mock JOB=@output.json`` or ``--mock JOB=<inline JSON>`` mocks a success
 with that output. From Python, ``run_workflow(..., mocks={"charge": failure("CardDeclined")})``;
@@ -22,7 +27,7 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError, model_validator
 
@@ -36,6 +41,7 @@ __all__ = [
     "Outcome",
     "combine",
     "failure",
+    "hang",
     "load_mock_file",
     "mocks_from",
     "parse_mock_option",
@@ -56,20 +62,22 @@ class MockFailure(BaseModel):
 
 
 class Outcome(BaseModel):
-    """One attempt's mocked outcome: exactly one of ``success`` (the output) or ``failure``."""
+    """One attempt's mocked outcome: exactly one of ``success`` (the output), ``failure``, or
+    ``hang`` (the job starts and then never reports, like a Lambda that died: its timeout fires)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     success: JsonValue = None
     failure: MockFailure | None = None
+    hang: Literal[True] | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Outcome:
-        has_success = "success" in self.model_fields_set
-        if has_success == (self.failure is not None):
+        given = ["success" in self.model_fields_set, self.failure is not None, self.hang is not None]
+        if sum(given) != 1:
             raise ValueError(
-                "an outcome has exactly one key: 'success' (the output) or "
-                "'failure' ({'type': ..., 'message': ...})"
+                "an outcome has exactly one key: 'success' (the output), "
+                "'failure' ({'type': ..., 'message': ...}) or 'hang' (true)"
             )
         return self
 
@@ -86,6 +94,11 @@ def success(output: Any = None) -> Outcome:
 def failure(type: str, message: str = "") -> Outcome:
     """A mocked failure with error ``type`` and ``message``."""
     return Outcome(failure=MockFailure(type=type, message=message))
+
+
+def hang() -> Outcome:
+    """A mocked attempt that starts and never reports (its job's timeout or heartbeat fires)."""
+    return Outcome(hang=True)
 
 
 @dataclass(frozen=True)
@@ -170,7 +183,10 @@ def load_mock_file(path: str | Path) -> Mocks:
         raise InvalidMock(
             str(exc).replace(f"{where}: cannot read {path}:", f"{where}: cannot read it:")
         ) from exc
-    shape = '{"jobs": {"JOB": [{"success": <output>} or {"failure": {"type": ..., "message": ...}}, ...]}}'
+    shape = (
+        '{"jobs": {"JOB": [{"success": <output>} or {"failure": {"type": ..., "message": ...}} '
+        'or {"hang": true}, ...]}}'
+    )
     if not isinstance(raw, dict) or not isinstance(raw.get("jobs"), dict):
         raise InvalidMock(f"{where}: expected an object like {shape}")
     if extra := sorted(set(raw) - {"jobs"}):

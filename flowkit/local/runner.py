@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowkit.local._target import Runnable, check_runnable, resolve
+from flowkit.local.clock import Clock, ClockName
 from flowkit.local.environment import LocalEnvironment
 from flowkit.local.mocks import Mocks, mocks_from
 from flowkit.local.result import LocalRun, RunLocation
@@ -42,6 +43,7 @@ def run_workflow(
     run_id: str | None = None,
     workers: int = 16,
     console: Any = None,
+    clock: ClockName | Clock | None = None,
 ) -> LocalRun:
     """Run a workflow locally to completion and return the finished run.
 
@@ -49,7 +51,9 @@ def run_workflow(
     duplicate, reorder and delay deliveries. The store is ``database`` (a pymongo ``Database``) if
     given, else MongoDB at ``mongo_uri``, else a fresh embedded store. Collection names come from
     ``settings`` (default: the environment). ``display=True`` shows the live table on stdout (or on
-    ``console``, a rich ``Console``).
+    ``console``, a rich ``Console``). ``clock="virtual"`` runs on a virtual clock that jumps to the
+    next due time (a retry's backoff, a timeout) whenever nothing else is in flight; the default
+    ``"wall"`` waits for real.
 
     Raises ``InvalidMock`` before starting if a job has neither a body nor a mock, ``RunError`` if
     the run has not ended after ``timeout`` seconds or stalls (naming the unfinished jobs).
@@ -59,7 +63,7 @@ def run_workflow(
     mocks = mocks_from(mocks)
     check_runnable(runnable.document, runnable.bodies, mocks)
     with LocalEnvironment(
-        database=database, mongo_uri=mongo_uri, settings=settings, chaos=chaos, workers=workers
+        database=database, mongo_uri=mongo_uri, settings=settings, chaos=chaos, workers=workers, clock=clock
     ) as environment:
         return environment.run(
             runnable, input, mocks=mocks, timeout=timeout, display=display, console=console, run_id=run_id

@@ -26,16 +26,21 @@ _RUN_KINDS: Final[dict[EventStatus, NotifyKind]] = {
     EventStatus.SUCCESS: NotifyKind.RUN_SUCCEEDED,
     EventStatus.FAILED: NotifyKind.RUN_FAILED,
     EventStatus.CANCELLED: NotifyKind.RUN_CANCELLED,
+    EventStatus.TIMED_OUT: NotifyKind.RUN_TIMED_OUT,
 }
 _JOB_KINDS: Final[dict[EventStatus, NotifyKind]] = {
     EventStatus.STARTED: NotifyKind.JOB_STARTED,
     EventStatus.SUCCESS: NotifyKind.JOB_SUCCEEDED,
     EventStatus.FAILED: NotifyKind.JOB_FAILED,
+    EventStatus.TIMED_OUT: NotifyKind.JOB_TIMED_OUT,
+    EventStatus.RETRYING: NotifyKind.JOB_RETRYING,
 }
 _EMOJI: Final = {
     EventStatus.STARTED: ":arrow_forward:",
     EventStatus.SUCCESS: ":white_check_mark:",
     EventStatus.CANCELLED: ":no_entry_sign:",
+    EventStatus.RETRYING: ":repeat:",
+    EventStatus.TIMED_OUT: ":hourglass:",
 }
 _EMOJI_FAILED: Final = ":x:"
 _EMOJI_HANDLED: Final = ":leftwards_arrow_with_hook:"
@@ -44,6 +49,8 @@ _VERB: Final = {
     EventStatus.SUCCESS: "succeeded",
     EventStatus.FAILED: "failed",
     EventStatus.CANCELLED: "cancelled",
+    EventStatus.TIMED_OUT: "timed out",
+    EventStatus.RETRYING: "will be retried",
 }
 
 # Slack limits: a section's text is at most 3000 characters, a field's at most 2000.

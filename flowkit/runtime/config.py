@@ -35,6 +35,9 @@ class Settings:
     slack_token_secret: str | None = None
     # modules holding the workflows whose @job bodies the job router serves (comma-separated)
     workflow_modules: str | None = None
+    # An SQS queue the timer handler reads: the precise wake-up for due times (see docs/deploying.md).
+    timer_queue_url: str | None = None
+    sqs_endpoint_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

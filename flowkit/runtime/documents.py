@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final, TypedDict
 
-__all__ = ["STORED_ONLY", "ErrorDoc", "JobEntry", "RunDoc", "StatusDoc"]
+__all__ = ["STORED_ONLY", "AttemptDoc", "ErrorDoc", "JobEntry", "RunDoc", "StatusDoc"]
 
 
 class ErrorDoc(TypedDict):
@@ -27,6 +27,15 @@ class ErrorDoc(TypedDict):
 
     type: str
     message: str
+
+
+class AttemptDoc(TypedDict):
+    """One finished, unsuccessful attempt (``flowkit.document.AttemptRecord``)."""
+
+    attempt: int
+    state: str
+    error: ErrorDoc | None
+    finished_at: datetime | None
 
 
 class JobEntry(TypedDict):
@@ -43,6 +52,14 @@ class JobEntry(TypedDict):
     """Attempts made before the last redrive: the retry budget counts from here (absent: 0)."""
     unmet: int
     """How many of its needs have not let it go ahead yet (the counted plan's dependency counter)."""
+    heartbeat_at: datetime | None
+    """The attempt's latest heartbeat (``Reporter.heartbeat``)."""
+    attempts: dict[str, AttemptDoc]
+    """Every failed or timed-out attempt, by attempt number."""
+    due: datetime | None
+    """This job's timer: when it fires (rule 10)."""
+    timer: str | None
+    """What fires at ``due``: ``retry`` (the job is waiting) or ``attempt`` (its deadline check)."""
 
 
 class RunDoc(TypedDict, total=False):
@@ -70,6 +87,13 @@ class RunDoc(TypedDict, total=False):
     redriven_at: datetime | None
     end_reason: str | None
     """Why the run was cancelled."""
+    deadline: datetime | None
+    """The run times out at this time (``@workflow(timeout=...)``)."""
+    next_due_ms: int
+    """No timer of the run is due before this time, in epoch milliseconds (the sweep's index; absent
+    when nothing is due)."""
+    timer_seq: int
+    """Bumped by every update that sets a due time."""
 
 
 class StatusDoc(TypedDict):

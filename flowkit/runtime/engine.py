@@ -21,6 +21,7 @@ older snapshot is never wrong, only incomplete.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -43,12 +44,14 @@ __all__ = [
     "job_specs",
     "outcome",
     "ready",
+    "retry_delay",
+    "retryable",
 ]
 
 Doc = Mapping[str, Any]
 """A run as stored (``flowkit.runtime.documents.RunDoc``), or a projected snapshot of one."""
 
-TERMINAL: Final = JOB_TERMINAL_STATES
+TERMINAL: Final = JOB_TERMINAL_STATES  # ``waiting`` (for a retry) is not: dependents wait, the run goes on
 FAILED: Final = FAILED_STATES
 _SATISFIED: Final = frozenset({JobState.SUCCEEDED, JobState.SKIPPED})
 _NOT_TAKEN: Final = frozenset({JobState.SKIPPED, JobState.CANCELLED})
@@ -376,3 +379,42 @@ def ended(snapshot: Doc) -> RunStatus | None:
     if snapshot.get("remaining", 1) <= 0:
         return RunStatus.SUCCEEDED
     return None
+
+
+def retryable(spec: Mapping[str, Any], attempt: int, error_type: str | None) -> bool:
+    """Whether a failed or timed-out ``attempt`` of the job gets another one (Step Functions' rules).
+
+    ``max_attempts`` counts every try; ``on`` (None: every type) and ``not_on`` filter by error type;
+    a ``DispatchError`` (the job cannot be handed to its target at all) is never retried.
+    """
+    policy: Mapping[str, Any] = spec.get("retry") or {}
+    if attempt >= int(policy.get("max_attempts", 1)):
+        return False
+    if error_type == "DispatchError":
+        return False
+    if error_type in (policy.get("not_on") or ()):
+        return False
+    on = policy.get("on")
+    return on is None or error_type in on
+
+
+def retry_delay(spec: Mapping[str, Any], attempt: int, rng: random.Random | None = None) -> float:
+    """Seconds to wait after failed ``attempt`` (1-based) before the next one.
+
+    ``interval * backoff ** (attempt - 1)``, capped by ``max_delay``; with full jitter a uniform
+    random time between 0 and that.
+    """
+    policy: Mapping[str, Any] = spec.get("retry") or {}
+    interval = float(policy.get("interval_seconds", 1.0))
+    backoff = float(policy.get("backoff_rate", 2.0))
+    try:
+        delay = interval * backoff ** max(attempt - 1, 0)
+    except OverflowError:
+        delay = float("inf")
+    cap = policy.get("max_delay_seconds")
+    if cap is not None:
+        delay = min(delay, float(cap))
+    delay = min(delay, 366 * 86400.0)  # a year: keeps a due time a valid date whatever the policy
+    if policy.get("jitter") == "full":
+        delay = (rng or random).uniform(0, delay)
+    return max(delay, 0.0)

@@ -51,7 +51,7 @@ from bson.timestamp import Timestamp
 from flowkit.errors import EventError
 from flowkit.runtime.documents import ErrorDoc, StatusDoc
 from flowkit.status import EventStatus, status_key
-from flowkit.vocab import WORKFLOW_ONLY_STATUSES
+from flowkit.vocab import JOB_ONLY_STATUSES, WORKFLOW_ONLY_STATUSES
 
 __all__ = [
     "DETAIL_TYPE_PREFIX",
@@ -145,7 +145,7 @@ def parse_event(envelope: object, *, database: str | None = None, collection: st
     handlers pass their settings so that a rule wired to the wrong trigger fails loudly.
 
     Raises :class:`EventError` for anything malformed; the message names the offending path, e.g.
-    ``event.detail.fullDocument.status: 'done' is not one of started, success, failed``.
+    ``event.detail.fullDocument.status: 'done' is not one of started, success, failed, timed_out, retrying, cancelled``.
     """
     env = _mapping(envelope, _ROOT)
     source = _string(env, "source", _ROOT)
@@ -453,6 +453,8 @@ def _check_consistency(event: Status, where: str) -> None:
                 f"{where}.attempt: a workflow-level event (job null) has attempt >= 0 (the run's redrive "
                 f"count), got {event.attempt}"
             )
+        elif event.status in JOB_ONLY_STATUSES:
+            problem = f"{where}.status: a {event.status.value!r} event is job-level (job must not be null)"
     elif not event.job:
         problem = f"{where}.job: empty job name (use null for a workflow-level event)"
     elif event.status in WORKFLOW_ONLY_STATUSES:

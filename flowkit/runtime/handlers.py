@@ -1,4 +1,4 @@
-"""The three Lambda handlers: ``statemachine_job``, ``orchestrator_job``, ``notifications_job``.
+"""The Lambda handlers: ``statemachine_job``, ``orchestrator_job``, ``notifications_job``, ``timer_job``.
 
 Each takes the EventBridge envelope of one inserted status document (Atlas trigger -> EventBridge)
 and is idempotent: EventBridge may deliver an event twice, late, to the three handlers in any order,
@@ -17,10 +17,12 @@ notifier are imported on first use.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from flowkit.conditions import evaluate
@@ -38,11 +40,12 @@ from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_pa
 from flowkit.runtime.documents import ErrorDoc, RunDoc, StatusDoc
 from flowkit.runtime.limits import clean_text, short_text, value_problem
 from flowkit.runtime.store import RunCache, Store, end_event, make_status, nested, project
-from flowkit.vocab import EventStatus, JobState, RunStatus, is_valid_name
+from flowkit.vocab import FAILED_STATES, OPEN_STATES, EventStatus, JobState, RunStatus, is_valid_name
 
 if TYPE_CHECKING:
     from flowkit.runtime.config import Settings
     from flowkit.runtime.notify import Notifier
+    from flowkit.runtime.timers import Waker
 
 __all__ = [
     "Runtime",
@@ -53,6 +56,7 @@ __all__ = [
     "orchestrator_job",
     "starter_job",
     "statemachine_job",
+    "timer_job",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,7 +68,10 @@ Answer = dict[str, Any]
 _OUTCOMES: Final[dict[str, JobState]] = {
     EventStatus.SUCCESS: JobState.SUCCEEDED,
     EventStatus.FAILED: JobState.FAILED,
+    EventStatus.TIMED_OUT: JobState.TIMED_OUT,
 }
+# After a dispatch of a retry raised, how long until the retry is tried again (seconds).
+_REDISPATCH_DELAY: Final = 1.0
 
 # Error types of the failures flowkit records on its own (rule 8): the payload cannot be sent, the
 # condition cannot be evaluated, the reported output cannot be stored or passed on unchanged.
@@ -144,6 +151,9 @@ class Runtime:
     dispatcher's ``payload_limit`` attribute, else 1 MiB. ``rejections`` counts refused outcomes by
     reason (logged as warnings too).
 
+    ``waker`` (optional) is armed with every due time a transition sets: the precise wake-up of the
+    timer handler (``flowkit.runtime.timers``); without one, the timer sweep schedule finds them.
+
     ``run_cache`` keeps the fixed part of up to ``cache_runs`` runs (their ``config``, ``input`` and
     ``workflow``): the first round trip for a run reads it whole, every later one only the fields that
     change (see ``RunCache``). ``cache_runs=0`` reads whole documents every time.
@@ -158,8 +168,10 @@ class Runtime:
         notifier_factory: Callable[[], Notifier | None] | None = None,
         payload_limit: int | None = None,
         cache_runs: int = 128,
+        waker: Waker | None = None,
     ) -> None:
         self.store = store
+        self.waker = waker
         self.run_cache = RunCache(cache_runs)
         self.dispatcher = dispatcher
         self._notifier = notifier
@@ -173,10 +185,10 @@ class Runtime:
     # ------------------------------------------------------------------ entry points
 
     def statemachine_job(self, event: Mapping[str, Any], context: Any = None) -> Answer:
-        """Record a job's ``success``/``failed`` outcome, advance the phase, end the run if it is over."""
+        """Record a job's ``success``/``failed``/``timed_out`` outcome, advance the phase, end the run if over."""
         status = self._parse(event)
         if status["job"] is None or status["status"] not in _OUTCOMES:
-            return self._ignored(status, "statemachine_job handles job-level success/failed only")
+            return self._ignored(status, "statemachine_job handles job-level outcomes only")
         entry = self._counted(status["run_id"])
         if entry is not None:
             recorded = self._record_counted(status, entry)
@@ -277,6 +289,96 @@ class Runtime:
 
     # ------------------------------------------------------------------ steps
 
+    def timer_job(self, event: Mapping[str, Any], context: Any = None) -> Doc:
+        """Fire due timers: of the runs named by SQS wake-up messages, else (a schedule) of every run."""
+        from flowkit.runtime import timers
+
+        now = self.store.now()
+        records = event.get("Records") if isinstance(event, Mapping) else None
+        if not records:
+            fired = timers.sweep(self, now)
+            return {"action": "swept", "runs": len(fired), "fired": fired}
+        results = []
+        for record in records:
+            wake = timers.parse_wake(record)
+            if wake is None:
+                continue
+            run_id, due = wake
+            if due is not None and due > now:
+                self._arm(run_id, due)  # further away than one SQS delay: wait again
+                continue
+            run = self._read(run_id, functools.partial(self._get_run, run_id))
+            if run is not None:
+                results.append(timers.fire_run(self, run, now))
+        return {"action": "woken", "runs": len(results), "fired": results}
+
+    # ------------------------------------------------------------------ steps
+
+    def _retry_at(
+        self, spec: Mapping[str, Any], state: str, attempt: int, error: Mapping[str, Any] | None
+    ) -> datetime | None:
+        """Rule 10: when the next attempt may start, if this outcome is a failure the policy retries.
+
+        The attempt count is checked by the update itself (against the job's ``attempt_base``, which a
+        redrive moves): here only whether the policy retries this error type at all.
+        """
+        if state not in FAILED_STATES:
+            return None
+        if not engine.retryable(spec, 1, (error or {}).get("type")):
+            return None
+        return self.store.now() + timedelta(seconds=engine.retry_delay(spec, attempt))
+
+    def _retrying(
+        self,
+        run_id: str,
+        workflow: str,
+        job: str,
+        attempt: int,
+        error: ErrorDoc | None,
+        retry_at: datetime,
+    ) -> None:
+        """After the update that sent a job to ``waiting``: its ``retrying`` event, the wake-up armed."""
+        self.store.insert_status(
+            make_status(
+                run_id,
+                workflow,
+                job,
+                attempt,
+                EventStatus.RETRYING,
+                output={"not_before": retry_at.isoformat(), "next_attempt": attempt + 1},
+                error=error,
+                time=self.store.now(),
+            )
+        )
+        self._arm(run_id, retry_at)
+
+    def _get_run(self, run_id: str, projection: Mapping[str, Any] | None) -> RunDoc | None:
+        return self.store.get_run(run_id, projection=projection)
+
+    def _arm(self, run_id: str, due: datetime) -> None:
+        """Arm the precise wake-up for ``due`` (best effort: the sweep schedule is the backstop)."""
+        if self.waker is None:
+            return
+        try:
+            self.waker.arm(run_id, due)
+        except Exception:
+            logger.exception(
+                "could not arm the wake-up of run %s at %s; the timer sweep will fire it", run_id, due
+            )
+
+    def _spec(self, run_id: str, job: str) -> Mapping[str, Any] | None:
+        """The job's spec from the run's configuration (cached per container; one read otherwise)."""
+        cached: Mapping[str, Any] | None = self.run_cache.get(run_id)
+        if cached is None:
+            fixed = self.store.read_fixed(run_id)
+            if fixed is None:
+                return None
+            cached = self.run_cache.put(fixed) or fixed
+        for spec in cached.get("config", {}).get("jobs", ()):
+            if spec.get("name") == job:
+                return spec  # type: ignore[no-any-return]
+        return None
+
     def _namespace(self) -> dict[str, str]:
         return {"database": self.store.database.name, "collection": self.store.statuses.name}
 
@@ -344,12 +446,12 @@ class Runtime:
         if current is None:
             self._reject(status, "unknown_job", f"run {run_id!r} has no job {job!r}")
             return None
-        if current["state"] == state and current["attempt"] == attempt:
+        if _already_recorded(current, state, attempt):
             self._emit_owed(owed)
             return run  # a duplicate delivery, or the other handler recorded it first
         self._reject(
             status,
-            "state_mismatch",
+            _rejection(current, attempt),
             f"job {job!r} of run {run_id!r} is {current['state']!r} at attempt {current['attempt']}, "
             f"so a {status['status']!r} for attempt {attempt} cannot be recorded",
         )
@@ -374,15 +476,41 @@ class Runtime:
         error: ErrorDoc | None,
         at: Any,
     ) -> RunDoc | None:
-        return self._read(
-            run_id,
-            lambda projection: self.store.record_outcome(
-                run_id, job, attempt, state=state, output=output, error=error, at=at, projection=projection
-            ),
-        )
+        """Rules 1 and 10: a failure the job's retry policy retries sends it to ``waiting`` (while the
+        run is running and attempts are left); the handler whose update did it inserts the
+        ``retrying`` event and arms the wake-up."""
+        spec = self._spec(run_id, job) if state in FAILED_STATES else None
+        retry_at = self._retry_at(spec, state, attempt, error) if spec is not None else None
+        max_attempts = int((spec or {}).get("retry", {}).get("max_attempts", 1))
+
+        def record(retry: datetime | None) -> RunDoc | None:
+            return self._read(
+                run_id,
+                lambda projection: self.store.record_outcome(
+                    run_id,
+                    job,
+                    attempt,
+                    state=state,
+                    output=output,
+                    error=error,
+                    at=at,
+                    retry_at=retry,
+                    max_attempts=max_attempts,
+                    projection=projection,
+                ),
+            )
+
+        run = record(retry_at)
+        if run is None and retry_at is not None:
+            run = record(None)  # not running any more, or no attempt left: the failure is final
+        elif run is not None and retry_at is not None:
+            self._retrying(run_id, run["workflow"], job, attempt, error, retry_at)
+        return run
 
     def _schedule(self, run: RunDoc) -> tuple[RunDoc, list[str], list[str]]:
         """Rules 3 and 4: claim and dispatch ready jobs, skip false-condition ones, until nothing changes."""
+        from flowkit.runtime.timers import attempt_due
+
         claimed: list[str] = []
         skipped: list[str] = []
         seen: set[str] = set()
@@ -402,8 +530,14 @@ class Runtime:
                     continue
                 seen.add(name)
                 attempt = run["jobs"][name]["attempt"]
-                if self.store.claim(run["_id"], name, attempt, always=engine.is_always(specs[name])):
+                at = self.store.now()
+                due, _ = attempt_due(specs[name], {"dispatched_at": at})
+                if self.store.claim(
+                    run["_id"], name, attempt, at=at, always=engine.is_always(specs[name]), due=due
+                ):
                     won.append((name, attempt + 1))
+                    if due is not None:
+                        self._arm(run["_id"], due)
             for i, (name, attempt) in enumerate(won):
                 try:
                     after = self._dispatch_claimed(run, specs[name], attempt)
@@ -506,6 +640,56 @@ class Runtime:
             after = self._read(run_id, lambda projection: self.store.get_run(run_id, projection=projection))
         if after is None:
             raise UnknownRun(f"run {run_id!r} disappeared", run_id=run_id, job=name)
+        return after
+
+    def _claim_retry(
+        self, run: RunDoc, spec: Mapping[str, Any], attempt: int, now: datetime
+    ) -> RunDoc | None:
+        """Rule 10: a due retry: claim attempt ``attempt + 1`` of a waiting job and dispatch it.
+
+        Returns the run after the claim (None if someone else claimed it). A payload that can never
+        be sent fails the job (rule 8); a dispatch that raises puts the job back to ``waiting`` with
+        its retry due again a little later (the claim is kept if the request may have arrived).
+        """
+        from flowkit.runtime.timers import attempt_due
+
+        run_id, name = run["_id"], spec["name"]
+        due, _ = attempt_due(spec, {"dispatched_at": now})
+        after = self._read(
+            run_id,
+            lambda projection: self.store.claim_retry(
+                run_id, name, attempt, at=now, due=due, projection=projection
+            ),
+        )
+        if after is None:
+            return None
+        attempt += 1
+        if due is not None:
+            self._arm(run_id, due)
+        try:
+            payload = build_payload(after, spec, attempt, limit=self.payload_limit)
+            spec_copy, payload_copy = copy.deepcopy(spec), copy.deepcopy(payload)
+        except Exception as exc:
+            message = _payload_problem(exc, name, run_id)
+            logger.error("%s", message)
+            entry = self.run_cache.get(run_id)
+            if entry is not None and entry.get("plan") is not None and entry["plan"].counted:
+                self._fail_claimed_counted(entry, run_id, name, attempt, DISPATCH_ERROR, message)
+                return after
+            failed = self._fail_claimed(after, name, attempt, DISPATCH_ERROR, message)
+            self._settle(failed)
+            return failed
+        try:
+            self.dispatcher.dispatch(spec_copy, payload_copy)
+        except DispatchUncertain:
+            logger.exception("dispatch of retry %s/%s attempt %s may have arrived", run_id, name, attempt)
+        except Exception:
+            retry_at = now + timedelta(seconds=_REDISPATCH_DELAY)
+            released = self.store.release(run_id, name, attempt, retry_at=retry_at)
+            logger.exception("dispatch of retry %s/%s failed (back to waiting: %s)", run_id, name, released)
+            if released:
+                self._arm(run_id, retry_at)
+            return None
         return after
 
     def _settle(self, run: RunDoc) -> str | None:
@@ -619,12 +803,12 @@ class Runtime:
             if current is None:
                 self._reject(status, "unknown_job", f"run {run_id!r} has no job {job!r}")
                 return None
-            if current["state"] == state and current["attempt"] == attempt:
+            if _already_recorded(current, state, attempt):
                 self._emit_owed(owed)
                 return entry, snapshot  # a duplicate delivery, or the other handler recorded it first
             self._reject(
                 status,
-                "state_mismatch",
+                _rejection(current, attempt),
                 f"job {job!r} of run {run_id!r} is {current['state']!r} at attempt {current['attempt']}, "
                 f"so a {status['status']!r} for attempt {attempt} cannot be recorded",
             )
@@ -641,19 +825,32 @@ class Runtime:
         version: Any,
         projection: Mapping[str, Any],
     ) -> RunDoc | None:
-        job = status["job"]
-        return self.store.record_outcome(
-            status["run_id"],
-            job,
-            status["attempt"],
-            state=state,
-            output=output,
-            error=error,
-            at=status.get("time"),
-            inc=engine.increments(inc_plan, job, state),
-            version=version,
-            projection=projection,
-        )
+        job, run_id, attempt = status["job"], status["run_id"], status["attempt"]
+        spec = inc_plan.specs[job]
+        retry_at = self._retry_at(spec, state, attempt, error)
+
+        def record(retry: datetime | None) -> RunDoc | None:
+            return self.store.record_outcome(
+                run_id,
+                job,
+                attempt,
+                state=state,
+                output=output,
+                error=error,
+                at=status.get("time"),
+                inc=engine.increments(inc_plan, job, state),
+                version=version,
+                retry_at=retry,
+                max_attempts=int(spec.get("retry", {}).get("max_attempts", 1)),
+                projection=projection,
+            )
+
+        after = record(retry_at)
+        if after is None and retry_at is not None:
+            after = record(None)  # not running any more, or no attempt left: the failure is final
+        elif after is not None and retry_at is not None:
+            self._retrying(run_id, str(status["workflow"]), job, attempt, error, retry_at)
+        return after
 
     def _started_counted(self, run_id: str, entry: Doc, candidates: Sequence[str]) -> tuple[Doc, Doc]:
         """The fixed fields and a snapshot of the ``candidates`` jobs, for a ``started`` event."""
@@ -791,16 +988,25 @@ class Runtime:
 
     def _claim_only(self, entry: Doc, run_id: str, spec: Mapping[str, Any], attempt: int) -> Doc | None:
         """Claim one job; the run after the claim with its needs' outputs (terminal, so final), or None."""
+        from flowkit.runtime.timers import attempt_due
+
         plan: engine.Plan = entry["plan"]
         name = spec["name"]
         needs = [need for need in dict.fromkeys(spec.get("needs", ())) if need in plan.specs]
-        return self.store.claim_and_read(
+        at = self.store.now()
+        due, _ = attempt_due(spec, {"dispatched_at": at})
+        claimed = self.store.claim_and_read(
             run_id,
             name,
             attempt,
             projection=project(fields={need: ("output",) for need in needs}),
             phase=plan.phase_of.get(name),
+            at=at,
+            due=due,
         )
+        if claimed is not None and due is not None:
+            self._arm(run_id, due)
+        return claimed
 
     def _start_counted(
         self, entry: Doc, run_id: str, spec: Mapping[str, Any], attempt: int, claimed: Doc
@@ -925,12 +1131,18 @@ def default_runtime() -> Runtime:
 
                     return notifier_from_settings(settings)
 
+                waker = None
+                if settings.timer_queue_url:
+                    from flowkit.runtime.timers import SqsWaker
+
+                    waker = SqsWaker(settings.timer_queue_url, endpoint_url=settings.sqs_endpoint_url)
                 _default = Runtime(
                     Store.from_settings(settings),
                     LambdaDispatcher(
                         payload_limit=settings.payload_limit_bytes, endpoint_url=settings.lambda_endpoint_url
                     ),
                     notifier_factory=notifier,
+                    waker=waker,
                 )
     return _default
 
@@ -945,6 +1157,11 @@ def orchestrator_job(event: Mapping[str, Any], context: Any = None) -> Answer:
 
 def notifications_job(event: Mapping[str, Any], context: Any = None) -> Answer:
     return default_runtime().notifications_job(event, context)
+
+
+def timer_job(event: Mapping[str, Any], context: Any = None) -> Answer:
+    """Fire due timers: an EventBridge schedule sweeps every run; SQS wake-up messages name one run."""
+    return default_runtime().timer_job(event, context)
 
 
 def starter_job(event: Mapping[str, Any], context: Any = None) -> Answer:
@@ -966,3 +1183,23 @@ def job_router(event: Mapping[str, Any], context: Any = None) -> Any:
     from flowkit.runtime.router import route
 
     return route(event, context, settings=default_settings)
+
+
+def _rejection(job: Mapping[str, Any], attempt: int) -> str:
+    """``stale``: an outcome for an attempt that is over (timed out, retried, finished); else a mismatch."""
+    current = int(job.get("attempt", 0))
+    if current > attempt or (current == attempt and job.get("state") not in OPEN_STATES):
+        return "stale"
+    return "state_mismatch"
+
+
+def _already_recorded(job: Mapping[str, Any], state: str, attempt: int) -> bool:
+    """Whether ``state`` at ``attempt`` is what the job already holds (a repeated outcome)."""
+    if job.get("attempt") != attempt:
+        return False
+    if job.get("state") == state:
+        return True
+    if job.get("state") == JobState.WAITING:  # the failure was recorded and is being retried
+        entry = (job.get("attempts") or {}).get(str(attempt))
+        return isinstance(entry, Mapping) and entry.get("state") == state
+    return False

@@ -32,7 +32,7 @@ from typing import Any, Final, TypeVar, overload
 from flowkit.errors import RejectedReport, UnknownRun
 from flowkit.runtime.documents import ErrorDoc
 from flowkit.runtime.limits import clean_text, short_text, value_problem
-from flowkit.runtime.store import Store, make_status, now
+from flowkit.runtime.store import Store, make_status
 from flowkit.vocab import EVENTBRIDGE_ENTRY_LIMIT, OPEN_STATES, EventStatus, JobState, is_valid_name
 
 __all__ = ["ALREADY_STARTED", "INVALID_OUTPUT", "Reporter", "reported"]
@@ -45,7 +45,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 _ALREADY: Final[Mapping[EventStatus, frozenset[JobState]]] = {
     EventStatus.STARTED: frozenset({JobState.RUNNING, JobState.SUCCEEDED, JobState.FAILED}),
     EventStatus.SUCCESS: frozenset({JobState.SUCCEEDED}),
-    EventStatus.FAILED: frozenset({JobState.FAILED}),
+    # waiting: the failure was recorded and will be retried
+    EventStatus.FAILED: frozenset({JobState.FAILED, JobState.WAITING}),
 }
 
 ALREADY_STARTED = "already_started"
@@ -77,7 +78,7 @@ class Reporter:
         Anything else raises ``RejectedReport`` (``UnknownRun`` for the run).
         """
         _check_job(run_id, job, EventStatus.STARTED)
-        at = now()
+        at = self.store.now()
         header = self.store.mark_running(run_id, job, attempt, at=at)
         if header is not None:
             workflow = str(header.get("workflow", ""))
@@ -119,7 +120,9 @@ class Reporter:
     def _succeeded(self, run_id: str, job: str, attempt: int, output: Any) -> bool:
         workflow = self._check(run_id, job, attempt, EventStatus.SUCCESS, accept=set(OPEN_STATES))
         return self.store.insert_status(
-            make_status(run_id, workflow, job, attempt, EventStatus.SUCCESS, output=output)
+            make_status(
+                run_id, workflow, job, attempt, EventStatus.SUCCESS, output=output, time=self.store.now()
+            )
         )
 
     def failed(self, run_id: str, job: str, attempt: int, error_type: str, message: str) -> bool:
@@ -135,7 +138,9 @@ class Reporter:
             "message": short_text(clean_text(message)),
         }
         return self.store.insert_status(
-            make_status(run_id, workflow, job, attempt, EventStatus.FAILED, error=error)
+            make_status(
+                run_id, workflow, job, attempt, EventStatus.FAILED, error=error, time=self.store.now()
+            )
         )
 
     def finish(
@@ -161,6 +166,14 @@ class Reporter:
             error = (INVALID_OUTPUT, problem)
         self.failed(run_id, job, attempt, error[0], error[1])
         return {"type": short_text(clean_text(error[0]), 200), "message": short_text(clean_text(error[1]))}
+
+    def heartbeat(self, run_id: str, job: str, attempt: int) -> bool:
+        """The attempt is alive: push its heartbeat deadline forward (``@job(heartbeat=...)``).
+
+        True if the job is ``running`` at ``attempt``; False (nothing written) once it is not, e.g.
+        after it timed out: a body that sees False may stop, its outcome would be rejected anyway.
+        """
+        return self.store.heartbeat(run_id, job, attempt, at=self.store.now())
 
     def _check(
         self, run_id: str, job: str, attempt: int, status: EventStatus, *, accept: set[JobState]

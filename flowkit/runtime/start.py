@@ -15,13 +15,14 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from flowkit.conditions import check
 from flowkit.errors import InvalidWorkflow, RunError
 from flowkit.runtime.documents import RunDoc
 from flowkit.runtime.engine import initial_counters
-from flowkit.runtime.store import Store, make_status, now
+from flowkit.runtime.store import Store, epoch_ms, make_status, now
 from flowkit.vocab import EventStatus, JobState, RunStatus, is_valid_name
 
 if TYPE_CHECKING:
@@ -56,19 +57,29 @@ def _check_config(config: Mapping[str, Any]) -> None:
 
 
 def new_run_document(
-    document: WorkflowDocument | Mapping[str, Any], input: Mapping[str, Any], run_id: str
+    document: WorkflowDocument | Mapping[str, Any],
+    input: Mapping[str, Any],
+    run_id: str,
+    *,
+    at: datetime | None = None,
 ) -> RunDoc:
     """The ``state-machines`` document of a new run: configuration embedded, every job pending.
 
     ``document`` is a ``WorkflowDocument`` or its JSON dump (a dict, as published in MongoDB). The run
     carries the counters the handlers decide on (``docs/architecture.md``): ``remaining`` jobs not yet
-    terminal, ``unhandled`` failures, and per job ``unmet``, its needs not yet satisfied.
+    terminal, ``unhandled`` failures, and per job ``unmet``, its needs not yet satisfied. A workflow
+    with a ``timeout`` gets its ``deadline`` (and the sweep key ``next_due_ms``) in the same insert,
+    so the run's own timer exists from its first moment (rule 10).
     """
     config = dict(document) if isinstance(document, Mapping) else document.model_dump(mode="json")
     phases = config.get("phases") or []
     first = phases[0]["name"] if phases else None
     counters, unmet = initial_counters(config)
-    return {
+    created = at or now()
+    deadline = None
+    if config.get("timeout_seconds") is not None:
+        deadline = created + timedelta(seconds=float(config["timeout_seconds"]))
+    doc: RunDoc = {
         "_id": run_id,
         "workflow": config["name"],
         "version": config["version"],
@@ -90,15 +101,24 @@ def new_run_document(
                 "dispatched_at": None,
                 "started_at": None,
                 "finished_at": None,
+                "heartbeat_at": None,
+                "attempts": {},
+                "due": None,
+                "timer": None,
             }
             for spec in (str(spec["name"]) for spec in config.get("jobs") or [])
         },
-        "created_at": now(),
+        "created_at": created,
         "ended_at": None,
         "end_reason": None,
         "redrive_count": 0,
         "redriven_at": None,
+        "deadline": deadline,
+        "timer_seq": 0,
     }
+    if deadline is not None:
+        doc["next_due_ms"] = epoch_ms(deadline)
+    return doc
 
 
 def start_run(
@@ -127,7 +147,7 @@ def start_config(store: Store, config: Mapping[str, Any], input: Any, *, run_id:
         raise RunError(f"a run id is a non-empty string, got {run_id!r}", workflow=name)
     _check_config(config)
     run_id = run_id or f"{name}-{uuid.uuid4().hex[:12]}"
-    doc = new_run_document(config, input, run_id)
+    doc = new_run_document(config, input, run_id, at=store.now())
     if store.insert_run(doc):
         logger.info("started run %s of %s", run_id, name)
     else:

@@ -29,7 +29,15 @@ from flowkit import vocab
 from flowkit.errors import LimitExceeded, RunError
 from flowkit.runtime.documents import ErrorDoc, RunDoc, StatusDoc
 from flowkit.runtime.engine import Plan
-from flowkit.vocab import RUN_END_EVENTS, JobState, RunStatus, is_valid_name, status_key
+from flowkit.vocab import (
+    FAILED_STATES,
+    RUN_END_EVENTS,
+    JobState,
+    RunStatus,
+    TimerKind,
+    is_valid_name,
+    status_key,
+)
 
 if TYPE_CHECKING:
     from pymongo.collection import Collection
@@ -47,6 +55,8 @@ __all__ = [
     "RunCache",
     "Store",
     "end_event",
+    "epoch_ms",
+    "from_epoch_ms",
     "job_path",
     "make_status",
     "nested",
@@ -66,10 +76,19 @@ OPEN_STATES: Final = vocab.OPEN_STATES
 
 # A run's fields that never change once it is inserted: the handlers read them once per container
 # (``RunCache``), together with ``IDENTITY`` that tells this run from a later one with the same id.
-FIXED_FIELDS: Final = ("workflow", "config", "input")
+FIXED_FIELDS: Final = ("workflow", "config", "input", "deadline")
 IDENTITY: Final = ("version", "created_at")
 # What a handler reads of a run it has cached: the fields that change, plus the identity check.
-LIVE_FIELDS: Final = ("status", "phase_index", "jobs", "draining", "redrive_count", *IDENTITY)
+LIVE_FIELDS: Final = (
+    "status",
+    "phase_index",
+    "jobs",
+    "draining",
+    "redrive_count",
+    "timer_seq",
+    "next_due_ms",
+    *IDENTITY,
+)
 # What a counted transition reads back besides the jobs it touches: enough to settle the run.
 COUNTERS: Final = ("status", "remaining", "unhandled", "redrive_count", *IDENTITY)
 
@@ -147,6 +166,26 @@ def _over_limit(exc: Exception) -> bool:
     return isinstance(exc, DocumentTooLarge) or (
         isinstance(exc, OperationFailure) and exc.code in _LIMIT_CODES
     )
+
+
+def _set_timer(update: Doc, prefix: str, due: datetime, kind: str) -> None:
+    """Add to ``update``: the job's timer (``due``, ``timer`` kind), and keep ``next_due_ms`` a lower bound.
+
+    ``$min`` keeps the run's ``next_due_ms`` at or before every due time it holds; ``timer_seq`` tells a
+    sweep computing a new ``next_due_ms`` that a timer was set meanwhile (``set_next_due``).
+    """
+    update.setdefault("$set", {}).update({f"{prefix}.due": due, f"{prefix}.timer": kind})
+    update.setdefault("$min", {})["next_due_ms"] = epoch_ms(due)
+    update.setdefault("$inc", {})["timer_seq"] = 1
+
+
+def epoch_ms(at: datetime) -> int:
+    """``at`` as integer milliseconds since the epoch: the sweep key ``next_due_ms`` (rule 10)."""
+    return int(at.timestamp() * 1000)
+
+
+def from_epoch_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def _pluck(doc: Mapping[str, Any], *path: str) -> Any:
@@ -330,7 +369,8 @@ class Store:
 
     ``on_status`` is called with every status document after it was inserted for the first time
     (never for a duplicate): the local runner's in-process bus hooks in here, exactly like the Atlas
-    trigger fires on insert.
+    trigger fires on insert. ``clock`` gives the time every transition records (default: the system
+    clock, ``now()``); the local runner passes a virtual one in tests.
     """
 
     def __init__(
@@ -340,11 +380,13 @@ class Store:
         runs: str = "state-machines",
         statuses: str = "statuses",
         on_status: StatusHook | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.database = database
         self.runs: Collection[Doc] = database[runs]
         self.statuses: Collection[Doc] = database[statuses]
         self.on_status = on_status
+        self.clock: Callable[[], datetime] = clock or now
 
     @classmethod
     def from_settings(cls, settings: Settings, *, on_status: StatusHook | None = None) -> Store:
@@ -367,6 +409,10 @@ class Store:
 
     # ------------------------------------------------------------------ setup
 
+    def now(self) -> datetime:
+        """The current time of this store's clock (``clock`` given to the constructor, else ``now()``)."""
+        return self.clock()
+
     def ensure_indexes(self) -> None:
         """Create the indexes flowkit needs; safe to call any number of times.
 
@@ -382,6 +428,9 @@ class Store:
         _ensure_index(
             self.runs, [("workflow", ASCENDING), ("status", ASCENDING)], name="flowkit_workflow_status"
         )
+        # The timer sweep: runs with a due time at or before now (rule 10). Runs without a timer have
+        # no ``next_due_ms`` field, so a sweep reads only the runs that have something due.
+        _ensure_index(self.runs, [("next_due_ms", ASCENDING)], name="flowkit_next_due")
 
     # ------------------------------------------------------------------ plain reads and inserts
 
@@ -443,6 +492,8 @@ class Store:
         at: datetime | None = None,
         inc: Mapping[str, int] | None = None,
         version: str | None = None,
+        retry_at: datetime | None = None,
+        max_attempts: int = 1,
         projection: Mapping[str, Any] | None = None,
     ) -> RunDoc | None:
         """Rule 1: ``dispatched|running`` at ``attempt`` -> ``state``; the run after, or None.
@@ -453,8 +504,17 @@ class Store:
         ``projection`` limits the returned document (the whole run if None). Raises ``LimitExceeded``
         when MongoDB refuses the write for its size or nesting (the run document would pass 16 MB):
         nothing is written then.
+
+        A failure (``failed`` / ``timed_out``) is kept in the job's ``attempts`` history (an object
+        keyed by the attempt number, so a repeated update writes the same entry again). With
+        ``retry_at`` (and only while the run is running and the job has attempts left: fewer than
+        ``max_attempts`` since its ``attempt_base``) the job goes to ``waiting`` instead, at the same
+        attempt, with its retry timer due at ``retry_at`` (rule 10): in the same update, so the
+        due time cannot be lost; ``waiting`` is not terminal, so ``inc`` is not applied. Otherwise the
+        job's timer is cleared.
         """
         prefix = job_path(job)
+        at = at or self.clock()
         query: Doc = {
             "_id": run_id,
             f"{prefix}.state": {"$in": list(OPEN_STATES)},
@@ -462,15 +522,29 @@ class Store:
         }
         if version is not None:
             query["version"] = version
-        update: Doc = {
-            "$set": {
-                f"{prefix}.state": state,
-                f"{prefix}.output": output,
-                f"{prefix}.error": dict(error) if error is not None else None,
-                f"{prefix}.finished_at": at or now(),
-            }
+        sets: Doc = {
+            f"{prefix}.state": state,
+            f"{prefix}.output": output,
+            f"{prefix}.error": dict(error) if error is not None else None,
+            f"{prefix}.finished_at": at,
+            f"{prefix}.due": None,
+            f"{prefix}.timer": None,
         }
-        if inc:
+        update: Doc = {"$set": sets}
+        if state in FAILED_STATES:
+            sets[f"{prefix}.attempts.{attempt}"] = {
+                "attempt": attempt,
+                "state": state,
+                "error": sets[f"{prefix}.error"],
+                "finished_at": at,
+            }
+        if retry_at is not None and state in FAILED_STATES:
+            query["status"] = RunStatus.RUNNING
+            # attempts left: ``max_attempts`` counts every try since the job's last redrive
+            query[f"{prefix}.attempt_base"] = {"$gt": attempt - max_attempts}
+            sets[f"{prefix}.state"] = JobState.WAITING
+            _set_timer(update, prefix, retry_at, TimerKind.RETRY)
+        elif inc:
             update["$inc"] = dict(inc)
         try:
             return _run(
@@ -493,6 +567,7 @@ class Store:
         at: datetime | None,
         phase: tuple[int, str] | None,
         always: bool,
+        due: datetime | None = None,
     ) -> tuple[Doc, Doc]:
         prefix = job_path(job)
         condition: Doc = {
@@ -503,10 +578,13 @@ class Store:
         }
         if not always:
             condition["draining"] = {"$in": [None, False]}  # absent (MongoDB: null matches it) or false
-        changes: Doc = {f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.dispatched_at": at or now()}
+        changes: Doc = {f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.dispatched_at": at or self.clock()}
         if phase is not None:
             changes["phase_index"], changes["phase"] = phase
-        return condition, {"$set": changes, "$inc": {f"{prefix}.attempt": 1}}
+        update: Doc = {"$set": changes, "$inc": {f"{prefix}.attempt": 1}}
+        if due is not None:
+            _set_timer(update, prefix, due, TimerKind.ATTEMPT)
+        return condition, update
 
     def claim(
         self,
@@ -517,13 +595,15 @@ class Store:
         at: datetime | None = None,
         always: bool = False,
         phase: tuple[int, str] | None = None,
+        due: datetime | None = None,
     ) -> bool:
         """Rule 4: ``pending`` at ``attempt`` of a running run -> ``dispatched`` at ``attempt + 1``.
 
         Only an ``always`` job may be claimed once the run is draining (rule 9). ``phase`` (``(index,
         name)`` of the job's phase) becomes the run's current phase in the same update (rule 6).
+        ``due``: the new attempt's deadline (its timeout or heartbeat), set in the same update (rule 10).
         """
-        query, update = self._claim(run_id, job, attempt, at, phase, always)
+        query, update = self._claim(run_id, job, attempt, at, phase, always, due)
         return self.runs.update_one(query, update).modified_count == 1
 
     def claim_and_read(
@@ -536,24 +616,136 @@ class Store:
         at: datetime | None = None,
         always: bool = False,
         phase: tuple[int, str] | None = None,
+        due: datetime | None = None,
     ) -> Doc | None:
         """``claim`` in one round trip with a read: the run after the claim (``projection``), or None."""
-        query, update = self._claim(run_id, job, attempt, at, phase, always)
+        query, update = self._claim(run_id, job, attempt, at, phase, always, due)
         return self.runs.find_one_and_update(
             query, update, projection=projection, return_document=ReturnDocument.AFTER
         )
 
-    def release(self, run_id: str, job: str, attempt: int) -> bool:
-        """Undo a claim whose dispatch failed: ``dispatched`` at ``attempt`` -> ``pending`` again."""
+    def claim_retry(
+        self,
+        run_id: str,
+        job: str,
+        attempt: int,
+        *,
+        at: datetime,
+        due: datetime | None = None,
+        projection: Mapping[str, Any] | None = None,
+    ) -> RunDoc | None:
+        """Rule 10: ``waiting`` at ``attempt`` (its retry is due) -> ``dispatched`` at ``attempt + 1``.
+
+        The retry timer is replaced by the new attempt's deadline ``due`` (or cleared). Returns the run
+        after the claim (for the payload), or None when someone else claimed it or the run ended.
+        """
         prefix = job_path(job)
+        sets: Doc = {
+            f"{prefix}.state": JobState.DISPATCHED,
+            f"{prefix}.dispatched_at": at,
+            f"{prefix}.started_at": None,
+            f"{prefix}.heartbeat_at": None,
+            f"{prefix}.finished_at": None,
+        }
+        update: Doc = {"$set": sets, "$inc": {f"{prefix}.attempt": 1}}
+        if due is not None:
+            _set_timer(update, prefix, due, TimerKind.ATTEMPT)
+        else:
+            sets.update({f"{prefix}.due": None, f"{prefix}.timer": None})
+        return _run(
+            self.runs.find_one_and_update(
+                {
+                    "_id": run_id,
+                    "status": RunStatus.RUNNING,
+                    f"{prefix}.state": JobState.WAITING,
+                    f"{prefix}.attempt": attempt,
+                },
+                update,
+                projection=projection,
+                return_document=ReturnDocument.AFTER,
+            )
+        )
+
+    def release(self, run_id: str, job: str, attempt: int, *, retry_at: datetime | None = None) -> bool:
+        """Undo a claim whose dispatch failed: ``dispatched`` at ``attempt`` -> ``pending`` again.
+
+        With ``retry_at`` (the claim of a retry) the job goes back to ``waiting`` at ``attempt - 1``
+        with its retry due at ``retry_at`` instead.
+        """
+        prefix = job_path(job)
+        sets: Doc = {f"{prefix}.dispatched_at": None}
+        update: Doc = {"$set": sets, "$inc": {f"{prefix}.attempt": -1}}
+        if retry_at is None:
+            sets.update({f"{prefix}.state": JobState.PENDING, f"{prefix}.due": None, f"{prefix}.timer": None})
+        else:
+            sets[f"{prefix}.state"] = JobState.WAITING
+            _set_timer(update, prefix, retry_at, TimerKind.RETRY)
         result = self.runs.update_one(
-            {"_id": run_id, f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.attempt": attempt},
-            {
-                "$set": {f"{prefix}.state": JobState.PENDING, f"{prefix}.dispatched_at": None},
-                "$inc": {f"{prefix}.attempt": -1},
-            },
+            {"_id": run_id, f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.attempt": attempt}, update
         )
         return result.modified_count == 1
+
+    def heartbeat(self, run_id: str, job: str, attempt: int, *, at: datetime | None = None) -> bool:
+        """A running attempt is alive: ``jobs.J.heartbeat_at`` = now, if it is ``running`` at ``attempt``."""
+        prefix = job_path(job)
+        result = self.runs.update_one(
+            {"_id": run_id, f"{prefix}.state": JobState.RUNNING, f"{prefix}.attempt": attempt},
+            {"$set": {f"{prefix}.heartbeat_at": at or self.clock()}},
+        )
+        return result.matched_count == 1
+
+    def move_timer(self, run_id: str, job: str, attempt: int, *, to: datetime) -> Doc | None:
+        """Rule 10: an open attempt's timer fired but it is alive (it sent a heartbeat): move it to ``to``."""
+        prefix = job_path(job)
+        update: Doc = {"$set": {}}
+        _set_timer(update, prefix, to, TimerKind.ATTEMPT)
+        return self.runs.find_one_and_update(
+            {
+                "_id": run_id,
+                "status": RunStatus.RUNNING,
+                f"{prefix}.state": {"$in": list(OPEN_STATES)},
+                f"{prefix}.attempt": attempt,
+            },
+            update,
+            projection={"timer_seq": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    def set_next_due(self, run_id: str, seq: int, due: datetime | None) -> bool:
+        """Rule 10: store the earliest due time of a run, if no timer was set since it was computed."""
+        update: Doc = (
+            {"$set": {"next_due_ms": epoch_ms(due)}} if due is not None else {"$unset": {"next_due_ms": ""}}
+        )
+        result = self.runs.update_one({"_id": run_id, "timer_seq": seq}, update)
+        return result.matched_count == 1
+
+    def due_runs(
+        self,
+        at: datetime,
+        *,
+        limit: int = 100,
+        projection: Mapping[str, Any] | None = None,
+        run_ids: list[str] | None = None,
+    ) -> list[Doc]:
+        """Runs with a timer due at or before ``at`` (the ``flowkit_next_due`` index: only those are read).
+
+        ``run_ids``: only among these runs.
+        """
+        query: Doc = {"next_due_ms": {"$lte": epoch_ms(at)}}
+        if run_ids is not None:
+            query["_id"] = {"$in": run_ids}
+        return list(self.runs.find(query, projection).limit(limit))
+
+    def earliest_due(self, *, run_ids: list[str] | None = None) -> datetime | None:
+        """The earliest ``next_due_ms`` of all runs (or of ``run_ids``), or None: the next wake-up."""
+        query: Doc = {"next_due_ms": {"$exists": True}}
+        if run_ids is not None:
+            query["_id"] = {"$in": run_ids}
+        found = self.runs.find(query, {"next_due_ms": 1})
+        for doc in found.sort("next_due_ms", 1).limit(1):
+            value = doc.get("next_due_ms")
+            return from_epoch_ms(value) if isinstance(value, int) else None
+        return None
 
     def skip(
         self,
@@ -571,7 +763,7 @@ class Store:
         ``inc`` and ``phase`` are folded into the same update, as for ``record_outcome`` and ``claim``.
         """
         prefix = job_path(job)
-        changes: Doc = {f"{prefix}.state": JobState.SKIPPED, f"{prefix}.finished_at": at or now()}
+        changes: Doc = {f"{prefix}.state": JobState.SKIPPED, f"{prefix}.finished_at": at or self.clock()}
         if phase is not None:
             changes["phase_index"], changes["phase"] = phase
         update: Doc = {"$set": changes}
@@ -599,7 +791,7 @@ class Store:
         return _run(
             self.runs.find_one_and_update(
                 {"_id": run_id, f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.attempt": attempt},
-                {"$set": {f"{prefix}.state": JobState.RUNNING, f"{prefix}.started_at": at or now()}},
+                {"$set": {f"{prefix}.state": JobState.RUNNING, f"{prefix}.started_at": at or self.clock()}},
                 projection={"workflow": 1},
                 return_document=ReturnDocument.AFTER,
             )
@@ -635,15 +827,25 @@ class Store:
         phase_index: int,
         at: datetime | None = None,
         reason: str | None = None,
+        keep_due: bool = False,
     ) -> bool:
         """Rule 5: ``running`` -> ``status``; True only for the one caller whose update won.
 
-        ``reason`` (a cancel's) is stored as the run's ``end_reason``.
+        ``reason`` (a cancel's) is stored as the run's ``end_reason``. The run's timers are dropped
+        (``next_due_ms`` unset): an ended run has nothing due. With ``keep_due`` (an end made by the
+        timer handler, which no event redelivery would repeat) ``next_due_ms`` is set to now instead,
+        so a sweep re-inserts the end event if the caller dies before it does (rule 10).
         """
-        sets: Doc = {"status": status, "ended_at": at or now(), "phase": None, "phase_index": phase_index}
+        at = at or self.clock()
+        sets: Doc = {"status": status, "ended_at": at, "phase": None, "phase_index": phase_index}
         if reason is not None:
             sets["end_reason"] = reason
-        result = self.runs.update_one({"_id": run_id, "status": RunStatus.RUNNING}, {"$set": sets})
+        update: Doc = {"$set": sets}
+        if keep_due:
+            sets["next_due_ms"] = epoch_ms(at)
+        else:
+            update["$unset"] = {"next_due_ms": ""}
+        result = self.runs.update_one({"_id": run_id, "status": RunStatus.RUNNING}, update)
         return result.modified_count == 1
 
     def cancel_jobs(self, run_id: str, jobs: Iterable[str], *, at: datetime | None = None) -> list[str]:
@@ -655,7 +857,7 @@ class Store:
         the jobs this call cancelled. Used when a run ends (jobs that can never run) and by an
         explicit cancel.
         """
-        moment = at or now()
+        moment = at or self.clock()
         cancelled: list[str] = []
         waiting = [JobState.PENDING.value, JobState.WAITING.value]
         for job in jobs:

@@ -7,8 +7,12 @@
 The callable takes the parameters of ``flowkit.local.runner.run_workflow`` and returns its ``LocalRun``.
 Runs go through one ``LocalEnvironment`` per test session (``flowkit_environment``: an embedded store,
 a bus, a job pool, built once); a call that asks for its own store (``database=``, ``mongo_uri=``,
-``settings=``, ``workers=``) gets a one-run environment of its own. Nothing heavy is imported until a
-fixture is used.
+``settings=``, ``workers=``, ``clock=``) gets a one-run environment of its own. Nothing heavy is
+imported until a fixture is used.
+
+The session's environment runs on a virtual clock: a retry's backoff or a job's timeout is jumped
+over as soon as nothing else runs, so a test of a one-hour timeout takes milliseconds. Pass
+``clock="wall"`` for a run in real time.
 """
 
 from __future__ import annotations
@@ -25,15 +29,15 @@ if TYPE_CHECKING:
 __all__ = ["flowkit_environment", "flowkit_run"]
 
 # run_workflow's options that belong to the environment, not to one run
-_OWN_ENVIRONMENT = ("database", "mongo_uri", "settings", "workers")
+_OWN_ENVIRONMENT = ("database", "mongo_uri", "settings", "workers", "clock")
 
 
 @pytest.fixture(scope="session")
 def flowkit_environment() -> Iterator[LocalEnvironment]:
-    """One ``LocalEnvironment`` (embedded store) for the whole test session."""
+    """One ``LocalEnvironment`` (embedded store, virtual clock) for the whole test session."""
     from flowkit.local.environment import LocalEnvironment
 
-    with LocalEnvironment() as environment:
+    with LocalEnvironment(clock="virtual") as environment:
         yield environment
 
 

@@ -11,11 +11,12 @@ from typing import Any, get_type_hints
 import pytest
 from pydantic import BaseModel
 
-from flowkit.document import JobError, JobRun, Run, StatusEvent
+from flowkit.document import AttemptRecord, JobError, JobRun, Run, StatusEvent
 from flowkit.runtime import documents
-from flowkit.runtime.documents import ErrorDoc, JobEntry, RunDoc, StatusDoc
+from flowkit.runtime.documents import AttemptDoc, ErrorDoc, JobEntry, RunDoc, StatusDoc
 
 PAIRS: list[tuple[type[Any], type[BaseModel]]] = [
+    (AttemptDoc, AttemptRecord),
     (ErrorDoc, JobError),
     (JobEntry, JobRun),
     (RunDoc, Run),
@@ -51,7 +52,8 @@ def test_a_new_run_and_a_status_event_have_exactly_the_typed_keys() -> None:
         {},
         "r-1",
     )
-    assert set(doc) == set(get_type_hints(RunDoc)) - {"draining"}  # draining: set by a transition
+    # draining: set by a transition; next_due_ms: only while a timer is due (this workflow has no timeout)
+    assert set(doc) == set(get_type_hints(RunDoc)) - {"draining", "next_due_ms"}
     assert set(doc["jobs"]["a"]) == set(get_type_hints(JobEntry))
     status = make_status("r-1", "w", "a", 1, "failed", error={"type": "E", "message": "m"})
     assert set(status) == set(get_type_hints(StatusDoc))

@@ -63,7 +63,7 @@ def test_a_failed_run_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path
     mocks = tmp_path / "mocks.json"
     mocks.write_text('{"jobs": {"extract": [{"failure": {"type": "SourceDown", "message": "offline"}}]}}')
 
-    code, out, _ = _run(capsys, ETL, "--mock-file", str(mocks))
+    code, out, _ = _run(capsys, ETL, "--mock-file", str(mocks), "--clock", "virtual")
 
     assert code == 1
     assert "run failed" in out
@@ -194,6 +194,8 @@ def test_subprocess_exit_codes_and_json(tmp_path: Path) -> None:
         'validate-order={"x": 1}',
         "--mock-file",
         _fail(tmp_path),
+        "--clock",
+        "virtual",
         "--json",
     )
     usage = _subprocess("workflows/order_pipeline.py", "--input", "{")
@@ -272,7 +274,9 @@ def test_a_non_positive_timeout_is_a_usage_error(capsys: pytest.CaptureFixture[s
 def test_diagram_svg_of_a_failed_run(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     path = tmp_path / "run.svg"
 
-    code, _, _ = _run(capsys, ORDERS, "--mock-file", _fail(tmp_path), "--diagram", str(path))
+    code, _, _ = _run(
+        capsys, ORDERS, "--mock-file", _fail(tmp_path), "--clock", "virtual", "--diagram", str(path)
+    )
 
     assert code == 1  # the diagram is written for failed runs too
     svg = path.read_text()

@@ -27,7 +27,7 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 @functools.cache
 def _environment() -> LocalEnvironment:
     """One environment for every run of this module (closed by ``_close_the_environment``)."""
-    return LocalEnvironment()
+    return LocalEnvironment(clock="virtual")  # retries with backoffs (nightly-etl's extract) take no time
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -149,6 +149,9 @@ def test_an_unhandled_mocked_failure_fails_the_run_and_dispatches_nothing_after_
     )
 
     assert run.status == "failed"
+    # Retry(attempts=3): the failure counts only once the third attempt failed too
+    assert run.jobs["extract"].attempt == 3
+    assert [a.attempt for a in run.jobs["extract"].attempts.values()] == [1, 2, 3]
     assert states(run) == {
         "extract": "failed",
         "normalize-currency": "cancelled",

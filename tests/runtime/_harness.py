@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowkit.document import JobSpec, Phase, Target, WorkflowDocument, content_version
-from flowkit.runtime import engine
+from flowkit.errors import RejectedReport
+from flowkit.runtime import engine, timers
 from flowkit.runtime.events import to_envelope
 from flowkit.runtime.handlers import Runtime
 from flowkit.runtime.report import Reporter
@@ -33,8 +34,11 @@ def job(
     input: dict[str, Any] | None = None,
     function: str | None = None,
     qualifier: str | None = None,
+    retry: dict[str, Any] | None = None,
+    timeout: float | None = None,
+    heartbeat: float | None = None,
 ) -> dict[str, Any]:
-    return {
+    spec: dict[str, Any] = {
         "name": name,
         "phase": phase or name,
         "target": {"function": function or f"fn-{name}", "qualifier": qualifier},
@@ -43,10 +47,21 @@ def job(
         "failure_handled": failure_handled,
         "input": input or {},
     }
+    if retry is not None:
+        spec["retry"] = retry
+    if timeout is not None:
+        spec["timeout_seconds"] = timeout
+    if heartbeat is not None:
+        spec["heartbeat_seconds"] = heartbeat
+    return spec
 
 
 def document(
-    name: str, jobs: Sequence[Mapping[str, Any]], phases: Sequence[tuple[str, Sequence[str]]] | None = None
+    name: str,
+    jobs: Sequence[Mapping[str, Any]],
+    phases: Sequence[tuple[str, Sequence[str]]] | None = None,
+    *,
+    timeout: float | None = None,
 ) -> WorkflowDocument:
     """A compiled workflow built directly from the models (phases default to one per job)."""
     if phases is None:
@@ -63,6 +78,7 @@ def document(
         "jobs": [
             JobSpec(**{**spec, "target": Target(**spec["target"])}).model_dump(mode="json") for spec in jobs
         ],
+        "timeout_seconds": timeout,
     }
     body["version"] = content_version(WorkflowDocument.model_validate(body).model_dump(mode="json"))
     return WorkflowDocument.model_validate(body)
@@ -104,7 +120,7 @@ class RecordingDispatcher:
 def routes(status: Mapping[str, Any]) -> list[str]:
     if status["job"] is None:
         return ["orchestrator"] if status["status"] == "started" else []
-    if status["status"] in ("success", "failed"):
+    if status["status"] in ("success", "failed", "timed_out"):
         return ["statemachine", "orchestrator"]
     return []
 
@@ -121,16 +137,23 @@ class World:
     """The real store + handlers + Reporter, with queued deliveries and pending job executions."""
 
     database: Any
-    outcomes: Mapping[str, str] = field(default_factory=dict)  # job -> "success" | "fail" (default success)
+    # job -> "success" | "fail" | "hang" (default success), or one of those per attempt (the last repeats)
+    outcomes: Mapping[str, str | Sequence[str]] = field(default_factory=dict)
     outputs: Mapping[str, Any] = field(default_factory=dict)
     payload_limit: int | None = None
     error_types: Mapping[str, str] = field(default_factory=dict)  # job -> error type of "fail" (ValueError)
+    clock: Any = None  # a flowkit.local.clock.VirtualClock for runs with timers
+    timers: bool = False
+    """With timers, an attempt may time out before it reports: its job side then stops quietly (as a
+    Lambda whose report is rejected does) instead of raising."""
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
         self.deliveries: list[Delivery] = []
         self.statuses: list[dict[str, Any]] = []
-        self.store = Store(self.database, runs=RUNS, statuses=STATUSES, on_status=self._on_status)
+        self.store = Store(
+            self.database, runs=RUNS, statuses=STATUSES, on_status=self._on_status, clock=self.clock
+        )
         self.store.ensure_indexes()
         self.dispatcher = RecordingDispatcher(payload_limit=self.payload_limit)
         self.runtime = Runtime(self.store, self.dispatcher)
@@ -163,30 +186,57 @@ class World:
             self.executed += 1
             return chosen
 
+    def outcome(self, name: str, attempt: int) -> str:
+        """The scripted outcome of ``name`` at ``attempt``: success, fail or hang."""
+        script = self.outcomes.get(name, "success")
+        if isinstance(script, str):
+            return script
+        return script[min(attempt, len(script)) - 1]
+
     def report_job(self, dispatch: tuple[str, str, int]) -> None:
-        """The job side of one dispatch: report ``started``, then its scripted outcome."""
+        """The job side of one dispatch: report ``started``, then its scripted outcome.
+
+        With ``timers``, a report that is rejected (the attempt timed out first) ends the job side
+        there, as a Lambda whose start is refused does not run its body; ``hang`` never reports.
+        """
         run_id, name, attempt = dispatch
-        self.reporter.started(run_id, name, attempt)
-        if self.outcomes.get(name, "success") == "fail":
-            self.reporter.failed(
-                run_id, name, attempt, self.error_types.get(name, "ValueError"), f"{name} broke"
-            )
-        else:
-            self.reporter.succeeded(run_id, name, attempt, self.outputs.get(name, {"job": name}))
+        try:
+            self.reporter.started(run_id, name, attempt)
+        except RejectedReport:
+            if not self.timers:
+                raise
+            return
+        outcome = self.outcome(name, attempt)
+        try:
+            if outcome == "hang":
+                return
+            if outcome == "fail":
+                self.reporter.failed(
+                    run_id, name, attempt, self.error_types.get(name, "ValueError"), f"{name} broke"
+                )
+            else:
+                self.reporter.succeeded(run_id, name, attempt, self.outputs.get(name, {"job": name}))
+        except RejectedReport:
+            if not self.timers:
+                raise  # the attempt timed out meanwhile: its outcome is stale
+
+    def fire_timers(self) -> list[dict[str, Any]]:
+        """What the timer handler does on its schedule: fire every due timer at the clock's now."""
+        return timers.sweep(self.runtime, self.store.now())
 
     def execute(self, index: int = 0) -> None:
         """Take the ``index``-th not-yet-run dispatch and report it."""
         self.report_job(self.take_job(index))
 
-    def drain(self) -> None:
-        """Deliver everything and run every job, in FIFO order, until quiet."""
+    def drain(self, *, jobs: bool = True) -> None:
+        """Deliver everything and run every job (``jobs=False``: none), in FIFO order, until quiet."""
         while True:
             with self.lock:
                 delivery = self.deliveries.pop(0) if self.deliveries else None
             if delivery is not None:
                 self.deliver(delivery)
                 continue
-            if self.pending_jobs():
+            if jobs and self.pending_jobs():
                 self.execute(0)
                 continue
             return

@@ -311,7 +311,7 @@ def test_index_creation_follows_mongodb_conflict_rules() -> None:
     [
         (lambda c: c.find_one({"a": {"$regex": "x"}}), r"\$regex"),
         (lambda c: c.find_one({"$or": [{"a": 1}]}), r"\$or"),
-        (lambda c: c.update_one({}, {"$min": {"a": 1}}), r"\$min"),
+        (lambda c: c.update_one({}, {"$mul": {"a": 2}}), r"\$mul"),
         (lambda c: c.update_one({}, {"$push": {"a": {"$each": [1]}}}), r"\$each"),
         (lambda c: c.update_one({}, {"$set": {"a": 1}}, upsert=True), "upsert"),
         (lambda c: c.find_one({}, {"a": {"$slice": 1}}), r"\$slice"),
@@ -399,6 +399,8 @@ _filters = st.one_of(
 _updates = st.one_of(
     st.builds(lambda p, v: {"$set": {p: v}}, _paths, _values),
     st.builds(lambda p, v: {"$inc": {p: v}}, _paths, st.integers(-2, 2)),
+    # the timers' lower bound (next_due_ms): $min / $max on numbers, on missing fields too
+    st.builds(lambda op, p, v: {op: {p: v}}, st.sampled_from(["$min", "$max"]), _paths, st.integers(-2, 2)),
     st.builds(
         lambda p: {"$set": {f"{p}.state": "dispatched"}, "$inc": {f"{p}.attempt": 1}}, _paths
     ),  # a claim

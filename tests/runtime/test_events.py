@@ -104,7 +104,7 @@ MALFORMED: dict[str, str] = {
     "not_insert": "event.detail.operationType: 'update' is not 'insert'",
     "missing_full_document": "event.detail.fullDocument: missing; turn on 'Full Document' in the Atlas trigger",
     "detail_not_object": "event.detail: expected a JSON object, got str",
-    "bad_status": "event.detail.fullDocument.status: 'done' is not one of started, success, failed, cancelled",
+    "bad_status": "event.detail.fullDocument.status: 'done' is not one of started, success, failed, timed_out, retrying, cancelled",
     "bad_attempt_type": "event.detail.fullDocument.attempt: input should be a valid integer",
     "missing_run_id": "event.detail.fullDocument.run_id: missing",
     "bad_date": "event.detail.fullDocument.time: invalid Extended JSON",
@@ -299,7 +299,7 @@ def test_inconsistent_status_documents_are_rejected(change: dict[str, Any], mess
         ({"attempt": None}, "event.detail.fullDocument.attempt: input should be a valid integer (got None)"),
         (
             {"status": None},
-            "event.detail.fullDocument.status: None is not one of started, success, failed, cancelled",
+            "event.detail.fullDocument.status: None is not one of started, success, failed, timed_out, retrying, cancelled",
         ),
         (
             {"error": {"type": "X", "message": "m", "trace": "..."}},
@@ -368,7 +368,7 @@ def test_several_problems_are_reported_together() -> None:
         parse_event(envelope)
     assert str(caught.value) == (
         "event.detail.fullDocument.workflow: missing; "
-        "event.detail.fullDocument.status: 'running' is not one of started, success, failed, cancelled"
+        "event.detail.fullDocument.status: 'running' is not one of started, success, failed, timed_out, retrying, cancelled"
     )
 
 

@@ -510,7 +510,12 @@ statuses = st.builds(
         ErrorInfo, type=st.text(max_size=300) | st.text(alphabet="<", max_size=300), message=texts_st
     ),
     time=st.datetimes(timezones=st.just(UTC)),
-).filter(lambda status: status.job is None or status.status not in vocab.WORKFLOW_ONLY_STATUSES)
+).filter(  # the parser refuses these
+    lambda status: (
+        (status.job is None or status.status not in vocab.WORKFLOW_ONLY_STATUSES)
+        and (status.job is not None or status.status not in vocab.JOB_ONLY_STATUSES)
+    )
+)
 
 
 def check_slack_limits(message: Message, mention: str | None) -> None:

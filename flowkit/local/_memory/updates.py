@@ -14,10 +14,10 @@ from typing import Any
 
 from pymongo.errors import WriteError
 
-from flowkit.local._memory.values import MISSING, copy, equal, identical, to_bson
+from flowkit.local._memory.values import MISSING, copy, equal, identical, sort_key, to_bson
 
 Doc = dict[str, Any]
-OPERATORS = ("$set", "$unset", "$inc", "$push", "$addToSet")
+OPERATORS = ("$set", "$unset", "$inc", "$min", "$max", "$push", "$addToSet")
 
 
 def _number(value: Any) -> bool:
@@ -160,6 +160,14 @@ class Update:
         if op == "$inc":
             undo.put(parent, key, arg if current is MISSING else current + arg)
             return current is MISSING or not identical(current, current + arg)
+        if op in ("$min", "$max"):
+            # MongoDB compares across types in BSON order (null < numbers < ... < dates)
+            if current is not MISSING:
+                new, old = sort_key(arg, path), sort_key(current, path)
+                if (new >= old) if op == "$min" else (new <= old):
+                    return False
+            undo.put(parent, key, copy(arg))
+            return True
         # $push / $addToSet: a new list (the old one stays intact for rollback)
         items = [] if current is MISSING else current
         if op == "$addToSet" and any(equal(item, arg) for item in items):

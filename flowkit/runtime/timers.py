@@ -1,0 +1,281 @@
+"""Durable timers: every due time lives in the run document; ``fire_run`` fires the due ones.
+
+A run holds at most one timer per job (``jobs.<name>.due`` + ``jobs.<name>.timer``) and its own
+``deadline``; ``next_due_ms`` (indexed) is a lower bound of all of them, so the sweep
+``{"next_due_ms": {"$lte": now}}`` reads only runs that have something due. The rules are rule 10 of
+``docs/architecture.md``:
+
+- a ``retry`` timer (the job is ``waiting``) fires by claiming the next attempt (``waiting`` at n ->
+  ``dispatched`` at n+1, a compare-and-set) and dispatching it;
+- an ``attempt`` timer (the job is ``dispatched``/``running``) fires by inserting a ``timed_out``
+  status event for that attempt, unless the attempt sent a heartbeat meanwhile (then the timer moves
+  forward). The event is recorded like a ``failed`` outcome by the statemachine and orchestrator
+  handlers, so retries, failure handling and the run's end follow the usual path, and a timed-out
+  attempt's own late outcome is rejected as stale;
+- the run's ``deadline`` ends the run ``timed_out`` (a compare-and-set on ``status: running``).
+
+Firing twice, late, or racing the job's own outcome is harmless: every step is a compare-and-set on
+the job's state and attempt, and status events are idempotent by key.
+
+``Waker`` is the precise wake-up: the handler that sets a due time arms it (best effort; the schedule
+that sweeps every minute is the backstop). ``SqsWaker`` sends a message with a delay of up to 15
+minutes to the timer queue; the timer handler re-queues messages whose due time is further away.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
+
+from flowkit.vocab import OPEN_STATES, ErrorType, EventStatus, JobState, RunStatus, TimerKind
+
+if TYPE_CHECKING:
+    from flowkit.runtime.documents import ErrorDoc, RunDoc
+    from flowkit.runtime.handlers import Runtime
+
+__all__ = [
+    "MAX_SQS_DELAY",
+    "SqsWaker",
+    "Waker",
+    "as_datetime",
+    "attempt_due",
+    "fire_run",
+    "next_due",
+    "parse_wake",
+    "sweep",
+]
+
+logger = logging.getLogger(__name__)
+
+Doc = dict[str, Any]
+MAX_SQS_DELAY: Final = 900
+"""SQS's longest ``DelaySeconds`` (15 minutes); a due time further away is re-queued when it arrives."""
+
+
+def as_datetime(value: Any) -> datetime | None:
+    """A stored time as an aware UTC datetime (None stays None).
+
+    MongoDB returns dates as datetimes. The nx-27017 stand-in returns a date written by an update as
+    its text (``2026-01-01 00:00:00.123000``); reading both keeps the timers on MongoDB's semantics
+    while the over-the-wire tests still run against the stand-in.
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    if isinstance(value, str):
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    from flowkit.errors import StoreError
+
+    raise StoreError(f"not a stored time: {value!r}")
+
+
+def attempt_due(spec: Mapping[str, Any], job: Mapping[str, Any]) -> tuple[datetime | None, str | None]:
+    """``(when the open attempt of ``job`` expires, error type then)``, or ``(None, None)``.
+
+    The timeout counts from the attempt's dispatch; the heartbeat from the latest sign of life
+    (dispatch, start, heartbeat), so a job lost before it starts also times out.
+    """
+    dispatched = as_datetime(job.get("dispatched_at"))
+    if dispatched is None:
+        return None, None
+    candidates: list[tuple[datetime, str]] = []
+    timeout = spec.get("timeout_seconds")
+    if timeout is not None:
+        candidates.append((dispatched + timedelta(seconds=float(timeout)), ErrorType.TIMEOUT.value))
+    heartbeat = spec.get("heartbeat_seconds")
+    if heartbeat is not None:
+        signs = [as_datetime(job.get(f)) for f in ("dispatched_at", "started_at", "heartbeat_at")]
+        beat = max(t for t in signs if t is not None)
+        candidates.append((beat + timedelta(seconds=float(heartbeat)), ErrorType.HEARTBEAT_TIMEOUT.value))
+    if not candidates:
+        return None, None
+    return min(candidates)
+
+
+def next_due(run: Mapping[str, Any], *, fired: frozenset[tuple[str, int]] = frozenset()) -> datetime | None:
+    """The earliest due time of a running run: its jobs' timers and its deadline.
+
+    ``fired``: ``(job, attempt)`` whose deadline timer just fired (its ``timed_out`` event is in);
+    such a timer is left out while the job is still open at that attempt.
+    """
+    if run.get("status") != RunStatus.RUNNING:
+        return None
+    dues = [as_datetime(run.get("deadline"))]
+    for name, job in run["jobs"].items():
+        done = (name, job.get("attempt")) in fired and job.get("timer") == TimerKind.ATTEMPT
+        if not done:
+            dues.append(as_datetime(job.get("due")))
+    present = [due for due in dues if due is not None]
+    return min(present) if present else None
+
+
+class Waker(Protocol):
+    def arm(self, run_id: str, due: datetime) -> None:
+        """Make the timer handler look at ``run_id`` at ``due`` (best effort)."""
+
+
+def _specs(run: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    return {spec["name"]: spec for spec in run["config"]["jobs"]}
+
+
+def fire_run(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """Fire every timer of ``run`` (a whole run document, read just before) that is due at ``now``."""
+    from flowkit.runtime.store import make_status
+
+    run_id = run["_id"]
+    fired: dict[str, Any] = {"run_id": run_id, "expired": [], "retried": [], "moved": [], "ended": None}
+    store = runtime.store
+    if run.get("status") != RunStatus.RUNNING:
+        # Ended: its timers are void. A timer-driven end may not have inserted its end event yet.
+        if run.get("status") is not None:
+            runtime._insert_end_event(run, run["status"])
+        store.set_next_due(run_id, int(run.get("timer_seq", 0)), None)
+        return fired
+    deadline = as_datetime(run.get("deadline"))
+    if deadline is not None and deadline <= now:
+        phases = len(run["config"]["phases"])
+        if store.end_run(run_id, RunStatus.TIMED_OUT, phase_index=phases, at=now, keep_due=True):
+            logger.info("run %s timed out", run_id)
+            fired["ended"] = RunStatus.TIMED_OUT.value
+        latest = store.get_run(run_id, projection={"status": 1, "timer_seq": 1, "redrive_count": 1})
+        if latest is not None and latest.get("status") not in (None, RunStatus.RUNNING):
+            ended = {"_id": run_id, "workflow": run["workflow"], "redrive_count": latest.get("redrive_count")}
+            runtime._insert_end_event(ended, latest["status"])
+            store.set_next_due(run_id, int(latest.get("timer_seq", 0)), None)
+        return fired
+    specs = _specs(run)
+    latest_seq = int(run.get("timer_seq", 0))
+    base: Doc = {**run, "jobs": dict(run["jobs"])}  # the freshest snapshot held, for the next due time
+    handled: set[tuple[str, int]] = set()
+    for name, job in run["jobs"].items():
+        due = as_datetime(job.get("due"))
+        if due is None or due > now or name not in specs:
+            continue
+        spec = specs[name]
+        attempt = int(job["attempt"])
+        if job.get("timer") == TimerKind.ATTEMPT and job.get("state") in OPEN_STATES:
+            expires, error_type = attempt_due(spec, job)
+            if expires is not None and expires > now:
+                moved = store.move_timer(run_id, name, attempt, to=expires)
+                if moved is not None:
+                    fired["moved"].append(name)
+                    latest_seq = max(latest_seq, int(moved.get("timer_seq", latest_seq)))
+                    base["jobs"][name] = {**base["jobs"][name], "due": expires}
+                    runtime._arm(run_id, expires)
+                continue
+            error: ErrorDoc = {
+                "type": error_type or ErrorType.TIMEOUT.value,
+                "message": _timeout_message(spec, error_type),
+            }
+            store.insert_status(
+                make_status(
+                    run_id, run["workflow"], name, attempt, EventStatus.TIMED_OUT, error=error, time=now
+                )
+            )
+            fired["expired"].append(name)
+            handled.add((name, attempt))
+        elif job.get("timer") == TimerKind.RETRY and job.get("state") == JobState.WAITING:
+            after: Mapping[str, Any] | None = runtime._claim_retry(cast("RunDoc", run), spec, attempt, now)
+            if after is not None:
+                fired["retried"].append(name)
+                base = {**after, "jobs": dict(after["jobs"])}
+                latest_seq = max(latest_seq, int(after.get("timer_seq", latest_seq)))
+    # The new lower bound, from the freshest snapshot held; refused if a timer was set since (seq).
+    remaining = next_due(base, fired=frozenset(handled))
+    store.set_next_due(run_id, latest_seq, remaining)
+    return fired
+
+
+def _timeout_message(spec: Mapping[str, Any], error_type: str | None) -> str:
+    if error_type == ErrorType.HEARTBEAT_TIMEOUT:
+        return f"no heartbeat for {float(spec.get('heartbeat_seconds') or 0):g}s"
+    return f"not finished within its timeout of {float(spec.get('timeout_seconds') or 0):g}s"
+
+
+def sweep(
+    runtime: Runtime, now: datetime, *, limit: int = 100, run_ids: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """Fire the due timers of every run that has one (at most ``limit`` runs per query, until none).
+
+    ``run_ids`` limits the sweep to those runs (the local environment's).
+    """
+    results: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    while True:
+        due = runtime.store.due_runs(now, limit=limit, run_ids=run_ids)
+        batch = [run for run in due if run["_id"] not in seen]
+        if not batch:
+            return results
+        for run in batch:
+            seen.add(run["_id"])
+            runtime.run_cache.put(run)
+            try:
+                results.append(fire_run(runtime, run, now))
+            except Exception:
+                # One run's failure (e.g. a dispatch that raised) must not stop the others' timers;
+                # its next_due stays due, so the next sweep tries again.
+                logger.exception("firing the timers of run %s failed", run["_id"])
+        if len(batch) < limit:
+            return results
+
+
+# ---------------------------------------------------------------------- the precise wake-up
+
+
+class SqsWaker:
+    """Arms a wake-up as an SQS message delayed until the due time (at most 15 minutes at a time).
+
+    The message body is ``{"run_id": ..., "due": <ISO time>}``; the timer handler reads it from the
+    queue's event source mapping, fires the run's due timers, and sends it again (delayed) while the
+    due time is more than 15 minutes away.
+    """
+
+    def __init__(
+        self,
+        queue_url: str,
+        client: Any = None,
+        *,
+        endpoint_url: str | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.queue_url = queue_url
+        self._client = client
+        self.endpoint_url = endpoint_url
+        self.clock = clock or (lambda: datetime.now(UTC))
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("sqs", endpoint_url=self.endpoint_url)
+        return self._client
+
+    def arm(self, run_id: str, due: datetime) -> None:
+        delay = (due - self.clock()).total_seconds()
+        body = json.dumps({"run_id": run_id, "due": due.isoformat()})
+        self.client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=body,
+            DelaySeconds=max(0, min(MAX_SQS_DELAY, int(delay + 0.999))),
+        )
+
+
+def parse_wake(record: Mapping[str, Any]) -> tuple[str, datetime | None] | None:
+    """``(run_id, due)`` of an SQS wake-up record, or None (logged) when it is not one."""
+    try:
+        body = json.loads(record["body"])
+        run_id = body["run_id"]
+        due = as_datetime(body.get("due"))
+    except (KeyError, TypeError, ValueError) as exc:
+        logger.warning("ignoring a timer queue message that is not a wake-up: %s", exc)
+        return None
+    if not isinstance(run_id, str) or not run_id:
+        logger.warning("ignoring a wake-up without a run id: %r", record.get("body"))
+        return None
+    return run_id, due
