@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-import networkx as nx
-
 from flowkit.conditions import check, referenced_jobs, to_text, undistinguished_failures
 from flowkit.document import WorkflowDocument
 from flowkit.errors import ConditionError
@@ -72,6 +70,8 @@ class _Doc:
                     in_degree[name] += 1
         d = cls(doc, names, known, children, in_degree)
         if not d._acyclic():
+            import networkx as nx  # only to describe cycles: a valid workflow never loads it
+
             graph = d.graph()
             d.cycles = [
                 c
@@ -95,6 +95,8 @@ class _Doc:
 
     def graph(self) -> Any:
         """The same graph as a networkx ``DiGraph`` (only needed to describe cycles)."""
+        import networkx as nx
+
         graph = nx.DiGraph()
         graph.add_nodes_from(self.children)
         graph.add_edges_from((need, child) for need, kids in self.children.items() for child in kids)
@@ -167,9 +169,11 @@ def _check_needs(d: _Doc) -> Iterator[str]:
 
 
 def _check_cycles(d: _Doc) -> Iterator[str]:
-    if d.ambiguous:
+    if d.ambiguous or not d.cycles:
         return
-    graph = d.graph() if d.cycles else nx.DiGraph()
+    import networkx as nx
+
+    graph = d.graph()
     for component in d.cycles:
         start = min(component)
         edges = nx.find_cycle(graph.subgraph(component), source=start)

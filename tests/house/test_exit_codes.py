@@ -204,7 +204,7 @@ def test_validate_of_a_small_file_imports_only_what_validation_uses() -> None:
         "import sys\n"
         "from flowkit.cli import main\n"
         f"assert main(['validate', {NESTED!r}]) == 0\n"
-        "heavy = ('rich', 'pymongo', 'bson', 'boto3', 'graphviz', 'slack_sdk', 'flowkit.diagram',\n"
+        "heavy = ('rich', 'pymongo', 'bson', 'boto3', 'graphviz', 'slack_sdk', 'networkx', 'flowkit.diagram',\n"
         "         'flowkit.runtime', 'flowkit.local')\n"
         "print(sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
