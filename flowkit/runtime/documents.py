@@ -57,7 +57,7 @@ class JobEntry(TypedDict):
     attempts: dict[str, AttemptDoc]
     """Every failed or timed-out attempt, by attempt number."""
     due: datetime | None
-    """This job's timer: when it fires (rule 10)."""
+    """This job's timer: when it fires (rule 12)."""
     timer: str | None
     """What fires at ``due``: ``retry`` (the job is waiting) or ``attempt`` (its deadline check)."""
 

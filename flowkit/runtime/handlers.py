@@ -317,7 +317,7 @@ class Runtime:
     def _retry_at(
         self, spec: Mapping[str, Any], state: str, attempt: int, error: Mapping[str, Any] | None
     ) -> datetime | None:
-        """Rule 10: when the next attempt may start, if this outcome is a failure the policy retries.
+        """Rule 12: when the next attempt may start, if this outcome is a failure the policy retries.
 
         The attempt count is checked by the update itself (against the job's ``attempt_base``, which a
         redrive moves): here only whether the policy retries this error type at all.
@@ -645,7 +645,7 @@ class Runtime:
     def _claim_retry(
         self, run: RunDoc, spec: Mapping[str, Any], attempt: int, now: datetime
     ) -> RunDoc | None:
-        """Rule 10: a due retry: claim attempt ``attempt + 1`` of a waiting job and dispatch it.
+        """Rule 12: a due retry: claim attempt ``attempt + 1`` of a waiting job and dispatch it.
 
         Returns the run after the claim (None if someone else claimed it). A payload that can never
         be sent fails the job (rule 8); a dispatch that raises puts the job back to ``waiting`` with

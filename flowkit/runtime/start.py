@@ -69,7 +69,7 @@ def new_run_document(
     carries the counters the handlers decide on (``docs/architecture.md``): ``remaining`` jobs not yet
     terminal, ``unhandled`` failures, and per job ``unmet``, its needs not yet satisfied. A workflow
     with a ``timeout`` gets its ``deadline`` (and the sweep key ``next_due_ms``) in the same insert,
-    so the run's own timer exists from its first moment (rule 10).
+    so the run's own timer exists from its first moment (rule 12).
     """
     config = dict(document) if isinstance(document, Mapping) else document.model_dump(mode="json")
     phases = config.get("phases") or []

@@ -180,7 +180,7 @@ def _set_timer(update: Doc, prefix: str, due: datetime, kind: str) -> None:
 
 
 def epoch_ms(at: datetime) -> int:
-    """``at`` as integer milliseconds since the epoch: the sweep key ``next_due_ms`` (rule 10)."""
+    """``at`` as integer milliseconds since the epoch: the sweep key ``next_due_ms`` (rule 12)."""
     return int(at.timestamp() * 1000)
 
 
@@ -428,7 +428,7 @@ class Store:
         _ensure_index(
             self.runs, [("workflow", ASCENDING), ("status", ASCENDING)], name="flowkit_workflow_status"
         )
-        # The timer sweep: runs with a due time at or before now (rule 10). Runs without a timer have
+        # The timer sweep: runs with a due time at or before now (rule 12). Runs without a timer have
         # no ``next_due_ms`` field, so a sweep reads only the runs that have something due.
         _ensure_index(self.runs, [("next_due_ms", ASCENDING)], name="flowkit_next_due")
 
@@ -509,7 +509,7 @@ class Store:
         keyed by the attempt number, so a repeated update writes the same entry again). With
         ``retry_at`` (and only while the run is running and the job has attempts left: fewer than
         ``max_attempts`` since its ``attempt_base``) the job goes to ``waiting`` instead, at the same
-        attempt, with its retry timer due at ``retry_at`` (rule 10): in the same update, so the
+        attempt, with its retry timer due at ``retry_at`` (rule 12): in the same update, so the
         due time cannot be lost; ``waiting`` is not terminal, so ``inc`` is not applied. Otherwise the
         job's timer is cleared.
         """
@@ -601,7 +601,7 @@ class Store:
 
         Only an ``always`` job may be claimed once the run is draining (rule 9). ``phase`` (``(index,
         name)`` of the job's phase) becomes the run's current phase in the same update (rule 6).
-        ``due``: the new attempt's deadline (its timeout or heartbeat), set in the same update (rule 10).
+        ``due``: the new attempt's deadline (its timeout or heartbeat), set in the same update (rule 12).
         """
         query, update = self._claim(run_id, job, attempt, at, phase, always, due)
         return self.runs.update_one(query, update).modified_count == 1
@@ -634,7 +634,7 @@ class Store:
         due: datetime | None = None,
         projection: Mapping[str, Any] | None = None,
     ) -> RunDoc | None:
-        """Rule 10: ``waiting`` at ``attempt`` (its retry is due) -> ``dispatched`` at ``attempt + 1``.
+        """Rule 12: ``waiting`` at ``attempt`` (its retry is due) -> ``dispatched`` at ``attempt + 1``.
 
         The retry timer is replaced by the new attempt's deadline ``due`` (or cleared). Returns the run
         after the claim (for the payload), or None when someone else claimed it or the run ended.
@@ -695,7 +695,7 @@ class Store:
         return result.matched_count == 1
 
     def move_timer(self, run_id: str, job: str, attempt: int, *, to: datetime) -> Doc | None:
-        """Rule 10: an open attempt's timer fired but it is alive (it sent a heartbeat): move it to ``to``."""
+        """Rule 12: an open attempt's timer fired but it is alive (it sent a heartbeat): move it to ``to``."""
         prefix = job_path(job)
         update: Doc = {"$set": {}}
         _set_timer(update, prefix, to, TimerKind.ATTEMPT)
@@ -712,7 +712,7 @@ class Store:
         )
 
     def set_next_due(self, run_id: str, seq: int, due: datetime | None) -> bool:
-        """Rule 10: store the earliest due time of a run, if no timer was set since it was computed."""
+        """Rule 12: store the earliest due time of a run, if no timer was set since it was computed."""
         update: Doc = (
             {"$set": {"next_due_ms": epoch_ms(due)}} if due is not None else {"$unset": {"next_due_ms": ""}}
         )
@@ -834,7 +834,7 @@ class Store:
         ``reason`` (a cancel's) is stored as the run's ``end_reason``. The run's timers are dropped
         (``next_due_ms`` unset): an ended run has nothing due. With ``keep_due`` (an end made by the
         timer handler, which no event redelivery would repeat) ``next_due_ms`` is set to now instead,
-        so a sweep re-inserts the end event if the caller dies before it does (rule 10).
+        so a sweep re-inserts the end event if the caller dies before it does (rule 12).
         """
         at = at or self.clock()
         sets: Doc = {"status": status, "ended_at": at, "phase": None, "phase_index": phase_index}

@@ -2,7 +2,7 @@
 
 A run holds at most one timer per job (``jobs.<name>.due`` + ``jobs.<name>.timer``) and its own
 ``deadline``; ``next_due_ms`` (indexed) is a lower bound of all of them, so the sweep
-``{"next_due_ms": {"$lte": now}}`` reads only runs that have something due. The rules are rule 10 of
+``{"next_due_ms": {"$lte": now}}`` reads only runs that have something due. The rules are rule 12 of
 ``docs/architecture.md``:
 
 - a ``retry`` timer (the job is ``waiting``) fires by claiming the next attempt (``waiting`` at n ->
