@@ -139,10 +139,11 @@ def start_config(store: Store, config: Mapping[str, Any], input: Any, *, run_id:
     name = str(config.get("name"))
     if not isinstance(input, dict):
         raise RunError(f"the input of a run is a JSON object, got {type(input).__name__}", workflow=name)
-    try:
-        json.dumps(input, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise RunError(f"the input of workflow {name!r} is not JSON: {exc}", workflow=name) from exc
+    from flowkit.runtime.limits import INPUT_NESTING_LIMIT, value_problem
+
+    problem = value_problem(input, "input", max_depth=INPUT_NESTING_LIMIT)
+    if problem is not None:
+        raise RunError(f"the input of workflow {name!r} cannot be stored unchanged: {problem}", workflow=name)
     if run_id is not None and (not isinstance(run_id, str) or not run_id.strip()):
         raise RunError(f"a run id is a non-empty string, got {run_id!r}", workflow=name)
     _check_config(config)

@@ -76,7 +76,10 @@ def test_a_generated_run_id_names_the_workflow(store: Store) -> None:
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [([1, 2], "the input of a run is a JSON object, got list"), ({"x": float("nan")}, "is not JSON")],
+    [
+        ([1, 2], "the input of a run is a JSON object, got list"),
+        ({"x": float("nan")}, "input.x: nan is not a JSON number"),
+    ],
 )
 def test_bad_input_is_refused_and_nothing_is_written(store: Store, value: Any, message: str) -> None:
     with pytest.raises(RunError, match=message):
