@@ -45,6 +45,7 @@ __all__ = [
     "OUTCOME_STATUSES",
     "RUN_ENDED_STATUSES",
     "RUN_END_EVENTS",
+    "RUN_START_LIMIT",
     "WORKFLOW_ONLY_STATUSES",
     "ErrorType",
     "EventStatus",
@@ -219,6 +220,9 @@ EVENTBRIDGE_ENTRY_LIMIT: Final = 256 * 1024
 """EventBridge's maximum size of one PutEvents entry, in bytes."""
 ERROR_MESSAGE_LIMIT: Final = 8192
 """Characters of an error message flowkit stores; longer ones are cut, ending with a marker."""
+RUN_START_LIMIT: Final = MONGO_DOCUMENT_LIMIT // 2
+"""Largest BSON size of a new run document (configuration, input, every job pending): the other half of
+MongoDB's limit is left for what the run adds (outputs, errors, times). ``start_run`` refuses more."""
 
 # attribute of ``flowkit.runtime.config.Settings`` -> environment variable
 ENV: Final = {

@@ -23,7 +23,7 @@ from flowkit.errors import InvalidWorkflow, RunError
 from flowkit.runtime.documents import RunDoc
 from flowkit.runtime.engine import initial_counters
 from flowkit.runtime.store import Store, epoch_ms, make_status, now
-from flowkit.vocab import EventStatus, JobState, RunStatus, is_valid_name
+from flowkit.vocab import RUN_START_LIMIT, EventStatus, JobState, RunStatus, is_valid_name
 
 if TYPE_CHECKING:
     from flowkit.document import Run, WorkflowDocument
@@ -149,6 +149,7 @@ def start_config(store: Store, config: Mapping[str, Any], input: Any, *, run_id:
     _check_config(config)
     run_id = run_id or f"{name}-{uuid.uuid4().hex[:12]}"
     doc = new_run_document(config, input, run_id, at=store.now())
+    _check_size(doc, name)
     if store.insert_run(doc):
         logger.info("started run %s of %s", run_id, name)
     else:
@@ -159,6 +160,25 @@ def start_config(store: Store, config: Mapping[str, Any], input: Any, *, run_id:
         doc = existing
     store.insert_status(make_status(run_id, name, None, 0, EventStatus.STARTED, time=doc["created_at"]))
     return doc
+
+
+def _check_size(doc: Mapping[str, Any], name: str) -> None:
+    """Refuse a run whose document would start over ``RUN_START_LIMIT`` (half of MongoDB's 16 MB)."""
+    import bson
+
+    size = len(bson.encode(doc))
+    if size > RUN_START_LIMIT:
+        mib = 1024 * 1024
+        raise RunError(
+            f"workflow {name!r}: a new run document would be {size / mib:.1f} MiB ({len(doc['jobs'])} jobs, "
+            f"configuration {len(bson.encode(doc['config'])) / mib:.1f} MiB, input "
+            f"{len(bson.encode(doc['input'])) / mib:.1f} MiB), over the {RUN_START_LIMIT // mib} MiB a run "
+            "may start with (half of MongoDB's 16 MiB document limit, the rest is for its outputs, errors "
+            "and times): split the workflow, or pass large data by reference (an S3 key) instead of in "
+            "the input",
+            workflow=name,
+            run_id=str(doc["_id"]),
+        )
 
 
 def _same_run(existing: Mapping[str, Any], new: Mapping[str, Any]) -> None:
