@@ -20,7 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flowkit.cli._exit import OK
-from flowkit.errors import BadArgument, ConfigError, UnknownRun
+from flowkit.cli._mongo import mongo_store
+from flowkit.errors import BadArgument, UnknownRun
 from flowkit.vocab import RunStatus
 
 _AGE = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
@@ -82,12 +83,10 @@ def parse_since(value: str, *, now: datetime | None = None) -> datetime:
 
 def _store(args: argparse.Namespace) -> Any:
     from flowkit.runtime.config import Settings
-    from flowkit.runtime.store import Store
 
     settings = Settings.from_env(mongo_uri=args.mongo_uri, database=args.database)
-    if not settings.mongo_uri:
-        raise ConfigError("no MongoDB to read runs from: pass --mongo-uri URI or set FLOWKIT_MONGO_URI")
-    return Store.from_settings(settings)
+    # closed on exit; a pymongo error becomes one line naming the host (flowkit.cli._mongo)
+    return mongo_store(settings, to="read runs from")
 
 
 def _iso(moment: Any) -> str:
@@ -125,8 +124,7 @@ def list_runs(args: argparse.Namespace) -> int:
         query["status"] = args.status
     if args.since:
         query["created_at"] = {"$gte": parse_since(args.since)}
-    store = _store(args)
-    try:
+    with _store(args) as store:
         fields = {
             "workflow": 1,
             "version": 1,
@@ -137,8 +135,6 @@ def list_runs(args: argparse.Namespace) -> int:
             "jobs": 1,
         }
         found = list(store.runs.find(query, fields).sort("created_at", -1).limit(args.limit))
-    finally:
-        store.database.client.close()
     if args.json:
         for run in found:
             jobs = run.pop("jobs", {}) or {}
@@ -209,8 +205,7 @@ def print_run(run: Mapping[str, Any]) -> None:
 
 
 def show_status(args: argparse.Namespace) -> int:
-    store = _store(args)
-    try:
+    with _store(args) as store:
         run = store.get_run(args.run_id)
         if run is None:
             raise UnknownRun(
@@ -218,8 +213,6 @@ def show_status(args: argparse.Namespace) -> int:
             )
         if args.watch:
             run = _watch(store, args.run_id, args.interval) or run
-    finally:
-        store.database.client.close()
     if args.json:
         print(json.dumps(run, default=_iso, sort_keys=True, indent=2))
     else:
