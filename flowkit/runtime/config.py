@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Final
 
 from flowkit.errors import ConfigError
 from flowkit.vocab import ENV, LAMBDA_ASYNC_PAYLOAD_LIMIT
@@ -16,7 +16,27 @@ from flowkit.vocab import ENV, LAMBDA_ASYNC_PAYLOAD_LIMIT
 __all__ = ["ENV", "Settings", "read_secret", "resolve_secrets"]
 
 
-@dataclass(frozen=True)
+_SECRET_FIELDS: Final = frozenset({"mongo_uri", "slack_token", "slack_webhook_url", "webhook_url"})
+
+
+def _mask(name: str, value: str) -> str:
+    """A secret setting as it may be shown: a URI without its password, a URL with only its host."""
+    from urllib.parse import urlsplit
+
+    if name == "slack_token":
+        return "***"
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return "***"
+    if name == "mongo_uri":
+        if parts.password is None:
+            return value
+        return value.replace(f":{parts.password}@", ":***@", 1)
+    return f"{parts.scheme}://{parts.hostname}/***" if parts.hostname else "***"
+
+
+@dataclass(frozen=True, repr=False)
 class Settings:
     mongo_uri: str | None = None
     database: str = "flowkit"
@@ -38,6 +58,18 @@ class Settings:
     # An SQS queue the timer handler reads: the precise wake-up for due times (see docs/deploying.md).
     timer_queue_url: str | None = None
     sqs_endpoint_url: str | None = None
+
+    def __repr__(self) -> str:
+        """Every setting, with the secrets masked: the MongoDB password, the Slack token, webhook URLs."""
+        shown = []
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is not None and field.name in _SECRET_FIELDS:
+                value = _mask(field.name, str(value))
+            shown.append(f"{field.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -170,11 +170,15 @@ class SlackNotifier:
         rate_limit_retries: int = 2,
         max_retry_after: float = 10.0,
     ) -> None:
+        # The token and the webhook URL are the secrets: never in a log line or an error message.
+        self._secrets = _secrets_of(token, webhook_url)
         if client is None:
             if token:
-                client = _web_client(token, base_url, timeout, rate_limit_retries, max_retry_after)
+                log = _redacting_logger("slack_sdk.web.base_client", self._secrets)
+                client = _web_client(token, base_url, timeout, rate_limit_retries, max_retry_after, log)
             elif webhook_url:
-                client = _webhook_client(webhook_url, timeout, rate_limit_retries, max_retry_after)
+                log = _redacting_logger("slack_sdk.webhook.client", self._secrets)
+                client = _webhook_client(webhook_url, timeout, rate_limit_retries, max_retry_after, log)
             else:
                 raise ConfigError(
                     "SlackNotifier needs a client, a bot token (FLOWKIT_SLACK_TOKEN) or an incoming-webhook "
@@ -183,6 +187,11 @@ class SlackNotifier:
         self.client = client
         self.channel = channel
         self.uses_webhook = not hasattr(client, "chat_postMessage")
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
 
     def __repr__(self) -> str:
         mode = "incoming webhook" if self.uses_webhook else "bot token"
@@ -209,9 +218,12 @@ class SlackNotifier:
             )
         except SlackApiError as exc:
             code = exc.response.get("error") if exc.response is not None else None
+            code = None if code is None else self._scrub(str(code))[:100]
             raise NotifyError(f"Slack chat.postMessage to {channel} failed: {code}", code=code) from exc
         except (SlackClientError, OSError) as exc:
-            raise NotifyError(f"could not reach Slack: {exc}", code="connection_error") from exc
+            raise NotifyError(
+                f"could not reach Slack: {self._scrub(str(exc))}", code="connection_error"
+            ) from exc
         return True
 
     def _send_webhook(self, message: Message) -> bool:
@@ -221,14 +233,57 @@ class SlackNotifier:
             )
         except OSError as exc:
             raise NotifyError(
-                f"could not reach the Slack incoming webhook: {exc}", code="connection_error"
+                f"could not reach the Slack incoming webhook: {self._scrub(str(exc))}",
+                code="connection_error",
             ) from exc
         if response.status_code != 200:
-            code = str(response.body or response.status_code).strip()[:100]
+            code = self._scrub(str(response.body or response.status_code).strip())[:100]
             raise NotifyError(
                 f"Slack incoming webhook answered HTTP {response.status_code}: {code}", code=code
             )
         return True
+
+
+def _secrets_of(token: str | None, webhook_url: str | None) -> tuple[str, ...]:
+    """What must never be logged: the bot token, the webhook URL and its secret path."""
+    found: list[str] = []
+    if token:
+        found.append(token)
+    if webhook_url:
+        from urllib.parse import urlsplit
+
+        found.append(webhook_url)
+        path = urlsplit(webhook_url).path
+        if path.strip("/"):
+            found.append(path)
+    return tuple(sorted(found, key=len, reverse=True))  # longest first: the URL before its path
+
+
+class _Redact(logging.Filter):
+    """Replaces the secrets in a record's message with ``***`` (slack-sdk logs request URLs)."""
+
+    def __init__(self, secrets: tuple[str, ...]) -> None:
+        super().__init__()
+        self.secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, None
+        return True
+
+
+def _redacting_logger(name: str, secrets: tuple[str, ...]) -> logging.Logger:
+    """A logger for one slack-sdk client: its records go where ``name``'s go, with the secrets masked.
+
+    Made directly (not through ``logging.getLogger``) so that each client's filter stays its own.
+    """
+    redacting = logging.Logger(name)
+    redacting.parent = logging.getLogger(name)
+    redacting.addFilter(_Redact(secrets))
+    return redacting
 
 
 def _retry_handlers(rate_limit_retries: int, max_retry_after: float) -> list[Any]:
@@ -262,7 +317,12 @@ def _retry_handlers(rate_limit_retries: int, max_retry_after: float) -> list[Any
 
 
 def _web_client(
-    token: str, base_url: str | None, timeout: int, rate_limit_retries: int, max_retry_after: float
+    token: str,
+    base_url: str | None,
+    timeout: int,
+    rate_limit_retries: int,
+    max_retry_after: float,
+    log: logging.Logger,
 ) -> Any:
     try:
         from slack_sdk import WebClient
@@ -272,18 +332,24 @@ def _web_client(
     return WebClient(
         token=token,
         timeout=timeout,
+        logger=log,
         retry_handlers=_retry_handlers(rate_limit_retries, max_retry_after),
         **options,
     )
 
 
-def _webhook_client(url: str, timeout: int, rate_limit_retries: int, max_retry_after: float) -> Any:
+def _webhook_client(
+    url: str, timeout: int, rate_limit_retries: int, max_retry_after: float, log: logging.Logger
+) -> Any:
     try:
         from slack_sdk.webhook import WebhookClient
     except ImportError as exc:  # pragma: no cover - depends on the installation
         raise MissingDependency("Slack notifications need slack-sdk: pip install 'flowkit[slack]'") from exc
     return WebhookClient(
-        url=url, timeout=timeout, retry_handlers=_retry_handlers(rate_limit_retries, max_retry_after)
+        url=url,
+        timeout=timeout,
+        retry_handlers=_retry_handlers(rate_limit_retries, max_retry_after),
+        logger=log,
     )
 
 
