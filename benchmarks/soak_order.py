@@ -5,7 +5,8 @@
 Runs N schedules per scenario of ``tests/runtime/_harness.py`` through the same driver as
 ``tests/runtime/test_order_independence.py`` (real handlers, store and Reporter on the embedded
 database, invocations interleaved one database operation at a time, duplicates, late deliveries,
-stuck invocations), with plain seeded random choices. Prints schedules per second and every failing
+stuck invocations; for the timer scenarios of ``tests/runtime/_timer_scenarios.py`` also clock ticks
+and timer sweeps at any point, repeated and late), with plain seeded random choices. Prints schedules per second and every failing
 seed; exits 1 if any schedule broke an invariant. Replay one with ``--seed S`` and N=1.
 """
 

@@ -131,8 +131,9 @@ def fire_run(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dict[st
     fired: dict[str, Any] = {"run_id": run_id, "expired": [], "retried": [], "moved": [], "ended": None}
     store = runtime.store
     if run.get("status") != RunStatus.RUNNING:
-        # Ended: its timers are void. A timer-driven end may not have inserted its end event yet.
+        # Ended: its timers are void. A timer-driven end may not have finished its work yet.
         if run.get("status") is not None:
+            runtime._cancel_unrunnable(run)
             runtime._insert_end_event(run, run["status"])
         store.set_next_due(run_id, int(run.get("timer_seq", 0)), None)
         return fired
@@ -142,8 +143,11 @@ def fire_run(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dict[st
         if store.end_run(run_id, RunStatus.TIMED_OUT, phase_index=phases, at=now, keep_due=True):
             logger.info("run %s timed out", run_id)
             fired["ended"] = RunStatus.TIMED_OUT.value
-        latest = store.get_run(run_id, projection={"status": 1, "timer_seq": 1, "redrive_count": 1})
+        latest = store.get_run(
+            run_id, projection={"status": 1, "timer_seq": 1, "redrive_count": 1, "jobs": 1}
+        )
         if latest is not None and latest.get("status") not in (None, RunStatus.RUNNING):
+            runtime._cancel_unrunnable({"_id": run_id, "jobs": latest.get("jobs") or {}})  # rule 5
             ended = {"_id": run_id, "workflow": run["workflow"], "redrive_count": latest.get("redrive_count")}
             runtime._insert_end_event(ended, latest["status"])
             store.set_next_due(run_id, int(latest.get("timer_seq", 0)), None)

@@ -28,13 +28,15 @@ from typing import Any
 import pytest
 from _harness import Delivery, Scenario, World, check_invariants, scenarios
 from _stepper import SteppedDatabase, Stepper
+from _timer_scenarios import TimerScenario, check_timer_invariants, finish, timer_scenarios
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flowkit.local.clock import VirtualClock
 from flowkit.local.embedded import embedded_database
 from flowkit.runtime.start import start_run
 
-SCENARIOS = {s.name: s for s in scenarios()}
+SCENARIOS: dict[str, Scenario | TimerScenario] = {s.name: s for s in [*scenarios(), *timer_scenarios()]}
 EXAMPLES = int(os.environ.get("FLOWKIT_ORDER_EXAMPLES", "20"))
 HERE = Path(__file__).resolve().parent
 
@@ -67,7 +69,12 @@ class RandomChoices:
 
 
 def run_schedule(
-    scenario: Scenario, choices: Any, *, duplicates: int = 6, max_steps: int = 5000, database: Any = None
+    scenario: Scenario | TimerScenario,
+    choices: Any,
+    *,
+    duplicates: int = 6,
+    max_steps: int = 5000,
+    database: Any = None,
 ) -> None:
     """Drive one run of ``scenario`` under the schedule ``choices`` makes and check the invariants.
 
@@ -76,13 +83,21 @@ def run_schedule(
     dispatched job may be held back (late delivery). Slow things only go on when nothing else can, so
     everything else overtakes them: exactly the long pauses that expose decisions on stale snapshots,
     which uniform choices alone almost never produce.
+
+    A ``TimerScenario`` runs on a virtual clock, and the schedule may also move the clock (``tick``)
+    and fire the due timers (``sweep``: the timer handler, stepped like the others) at any point,
+    repeatedly and late; at the end every timer is let fire (``finish``).
     """
     stepper = Stepper()
+    timed = isinstance(scenario, TimerScenario)
     world = World(
         SteppedDatabase(embedded_database() if database is None else database, stepper),
         outcomes=scenario.outcomes,
-        outputs=scenario.outputs,
+        outputs=getattr(scenario, "outputs", {}),
+        clock=VirtualClock() if timed else None,
+        timers=timed,
     )
+    ticks = sweeps = 12 if timed else 0
     run_id = "r-1"
     start_run(world.store, scenario.document, scenario.input, run_id=run_id)
     history: list[Delivery] = []
@@ -114,6 +129,10 @@ def run_schedule(
             work.append((("job", i), ("job", dispatch)))
         if budget > 0:
             work += [(("late", i), None) for i in range(len(history))]
+        if ticks > 0:
+            work.append((("tick", 0), None))
+        if sweeps > 0:
+            work.append((("sweep", 0), None))
         options = [option for option, key in work if key not in slow]
         if not options:
             options = [option for option, _ in work]  # only slow things left: one of them goes on
@@ -122,6 +141,14 @@ def run_schedule(
         action, index = choices.choose(options)
         if action == "step":
             stepper.step(index)
+            continue
+        if action == "tick":
+            ticks -= 1
+            world.clock.advance(getattr(scenario, "tick", 1.0))
+            continue
+        if action == "sweep":
+            sweeps -= 1
+            stepper.spawn("timer", world.fire_timers)
             continue
         if action == "job":
             dispatch = world.take_job(index)
@@ -137,7 +164,11 @@ def run_schedule(
     else:
         raise AssertionError("the schedule did not finish")
     assert stepper.errors == [], stepper.errors
-    check_invariants(world, scenario, run_id)
+    if isinstance(scenario, TimerScenario):
+        finish(world, run_id)
+        check_timer_invariants(world, scenario, run_id)
+    else:
+        check_invariants(world, scenario, run_id)
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
@@ -197,6 +228,44 @@ def test_the_harness_catches_a_handler_that_decides_on_a_stale_snapshot(
             failures += 1
             break
     assert failures == 1, "no schedule exposed the stale snapshot"
+
+
+def test_the_harness_catches_a_retry_claimed_without_compare_and_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The timer schedules can fail: a retry claim that does not check the job is still waiting at that
+    attempt lets a duplicated or late sweep dispatch an attempt twice."""
+    from pymongo import ReturnDocument
+
+    from flowkit.runtime import store as store_module
+    from flowkit.runtime.store import _run, _set_timer, job_path
+    from flowkit.vocab import JobState, TimerKind
+
+    def loose_claim(
+        self: Any, run_id: str, job: str, attempt: int, *, at: Any, due: Any = None, projection: Any = None
+    ) -> Any:
+        prefix = job_path(job)
+        update: dict[str, Any] = {
+            "$set": {f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.dispatched_at": at},
+            "$inc": {f"{prefix}.attempt": 1},
+        }
+        if due is not None:
+            _set_timer(update, prefix, due, TimerKind.ATTEMPT)
+        found = self.runs.find_one_and_update(
+            {"_id": run_id, "status": "running"},
+            update,
+            projection=projection,
+            return_document=ReturnDocument.AFTER,
+        )
+        return _run(found)
+
+    monkeypatch.setattr(store_module.Store, "claim_retry", loose_claim)
+    failures = 0
+    for seed in range(300):  # a search budget: about 1 schedule in 25 exposes this bug
+        try:
+            run_schedule(SCENARIOS["retry-then-succeed"], RandomChoices(seed))
+        except AssertionError:
+            failures += 1
+            break
+    assert failures == 1, "no schedule exposed the double dispatch"
 
 
 # ---------------------------------------------------------------------- real threads over TCP
