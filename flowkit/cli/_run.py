@@ -90,6 +90,10 @@ def _check_diagram_path(path: str) -> None:
         format_for_path(path)
     except RenderError as exc:
         raise BadArgument(f"--diagram {path}: {exc}") from exc
+    from pathlib import Path
+
+    if Path(path).is_dir():
+        raise BadArgument(f"--diagram {path}: is a directory; name the file to write (e.g. {path}/run.svg)")
 
 
 def _stderr_console() -> Any:

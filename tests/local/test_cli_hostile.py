@@ -70,3 +70,13 @@ def test_a_workflow_function_that_raises_is_reported_like_validate_does(
     assert code == 1
     assert "workflow 'boom' could not be built: RuntimeError: oops" in err
     assert "raise RuntimeError('oops')" in err  # the user's own line, not flowkit's frames
+
+
+def test_a_diagram_path_that_is_a_directory_is_refused_before_the_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "run.svg"
+    folder.mkdir()
+    code, err = _cli(capsys, "run", NESTED, *MOCK, "--diagram", str(folder))
+    assert code == 2
+    assert f"--diagram {folder}: is a directory" in err
