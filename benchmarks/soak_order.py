@@ -1,6 +1,6 @@
 """Soak the order-independence harness: thousands of random delivery schedules, on purpose.
 
-    python benchmarks/soak_order.py N [--scenario NAME ...] [--seed S] [--duplicates D]
+    python benchmarks/soak_order.py N [--scenario NAME ...] [--seed S] [--duplicates D] [--controls]
 
 Runs N schedules per scenario of ``tests/runtime/_harness.py`` through the same driver as
 ``tests/runtime/test_order_independence.py`` (real handlers, store and Reporter on the embedded
@@ -8,6 +8,10 @@ database, invocations interleaved one database operation at a time, duplicates, 
 stuck invocations; for the timer scenarios of ``tests/runtime/_timer_scenarios.py`` also clock ticks
 and timer sweeps at any point, repeated and late), with plain seeded random choices. Prints schedules per second and every failing
 seed; exits 1 if any schedule broke an invariant. Replay one with ``--seed S`` and N=1.
+
+``--controls``: every schedule also takes an operator's ``cancel`` and ``redrive`` at random points
+(``tests/runtime/test_order_control.py``), and is checked with its invariants (each attempt dispatched
+once, the run ends exactly once per redrive, no job left unfinished).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "runtime"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "_shared"))  # pytest's pythonpath
 
+from test_order_control import check_control_invariants
 from test_order_independence import SCENARIOS, RandomChoices, run_schedule
 
 
@@ -30,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS), help="default: all")
     parser.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     parser.add_argument("--duplicates", type=int, default=6, help="duplicate/late deliveries per schedule")
+    parser.add_argument("--controls", action="store_true", help="also cancel and redrive at random points")
     args = parser.parse_args(argv)
     failures: list[tuple[str, int]] = []
     total_began = time.perf_counter()
@@ -37,7 +43,16 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         for seed in range(args.seed, args.seed + args.n):
             try:
-                run_schedule(SCENARIOS[name], RandomChoices(seed), duplicates=args.duplicates)
+                if args.controls:
+                    world = run_schedule(
+                        SCENARIOS[name],
+                        RandomChoices(seed),
+                        duplicates=args.duplicates,
+                        controls=("cancel", "redrive"),
+                    )
+                    check_control_invariants(world, "r-1")
+                else:
+                    run_schedule(SCENARIOS[name], RandomChoices(seed), duplicates=args.duplicates)
             except Exception:
                 failures.append((name, seed))
                 print(f"FAILED {name} seed {seed}:\n{traceback.format_exc()}", file=sys.stderr)

@@ -168,9 +168,10 @@ def _counters(run: Mapping[str, Any]) -> Doc:
 def redrive_run(store: Store, run_id: str) -> Redrive:
     """Take an ended, unsuccessful run back to ``running``; ``RunError`` if it cannot be redriven.
 
-    Exactly once per ending: the update is a compare-and-set on the run's status and ``redrive_count``
-    (and on the state and attempt of every job it resets, so an outcome recorded meanwhile is never
-    overwritten: the redrive then reads the run again and retries).
+    Exactly once per ending: the update is a compare-and-set on the run's status and ``redrive_count``,
+    and on the state and attempt of every job it resets or that is not terminal: an outcome recorded
+    or a job cancelled meanwhile is never overwritten nor missed (the redrive then reads the run again
+    and retries).
     """
     for _ in range(_RETRIES):
         run = _read(store, run_id)
@@ -212,10 +213,14 @@ def redrive_run(store: Store, run_id: str) -> Redrive:
             "draining": False,
         }
         after = {**run, "jobs": {**run["jobs"]}}
+        for name, job in run["jobs"].items():
+            # The snapshot this redrive decided on: every job it resets, and every job that can still
+            # change on an ended run (an outcome arriving, a cancel finishing) must be as read.
+            if name in names or job["state"] not in JOB_TERMINAL_STATES:
+                query[f"jobs.{name}.state"] = job["state"]
+                query[f"jobs.{name}.attempt"] = job["attempt"]
         for name in names:
             job = run["jobs"][name]
-            query[f"jobs.{name}.state"] = job["state"]
-            query[f"jobs.{name}.attempt"] = job["attempt"]
             reset = {
                 "state": JobState.PENDING,
                 "attempt_base": job["attempt"],

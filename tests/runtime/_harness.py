@@ -159,6 +159,8 @@ class World:
         self.runtime = Runtime(self.store, self.dispatcher)
         self.reporter = Reporter(self.store)
         self.executed = 0
+        self.stale_reports: list[tuple[str, str, int]] = []
+        self.controls: list[tuple[str, str]] = []
 
     def _on_status(self, doc: dict[str, Any]) -> None:
         envelope = to_envelope(doc, database=self.store.database.name, collection=STATUSES)
@@ -223,6 +225,32 @@ class World:
     def fire_timers(self) -> list[dict[str, Any]]:
         """What the timer handler does on its schedule: fire every due timer at the clock's now."""
         return timers.sweep(self.runtime, self.store.now())
+
+    def report_job_or_stale(self, dispatch: tuple[str, str, int]) -> None:
+        """``report_job``, where the Reporter refusing a stale attempt (after a redrive) is an answer."""
+        from flowkit.errors import RejectedReport
+
+        try:
+            self.report_job(dispatch)
+        except RejectedReport:
+            with self.lock:
+                self.stale_reports.append(dispatch)
+
+    def control(self, run_id: str, action: str) -> None:
+        """An operator's ``cancel`` or ``redrive``; refusals (the run already ended / is running) are answers."""
+        from flowkit.errors import RunError
+        from flowkit.runtime.control import cancel_run, redrive_run
+
+        try:
+            if action == "cancel":
+                won = cancel_run(self.store, run_id, reason="test")
+                result = "cancelled" if won else "already cancelled"
+            else:
+                result = f"redrive {redrive_run(self.store, run_id).redrive_count}"
+        except RunError as exc:
+            result = f"refused: {exc.message}"
+        with self.lock:
+            self.controls.append((action, result))
 
     def execute(self, index: int = 0) -> None:
         """Take the ``index``-th not-yet-run dispatch and report it."""

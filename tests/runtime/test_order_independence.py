@@ -75,7 +75,8 @@ def run_schedule(
     duplicates: int = 6,
     max_steps: int = 5000,
     database: Any = None,
-) -> None:
+    controls: tuple[str, ...] = (),
+) -> World:
     """Drive one run of ``scenario`` under the schedule ``choices`` makes and check the invariants.
 
     Besides picking what happens next, the schedule makes things *slow*: an invocation may get stuck
@@ -87,6 +88,11 @@ def run_schedule(
     A ``TimerScenario`` runs on a virtual clock, and the schedule may also move the clock (``tick``)
     and fire the due timers (``sweep``: the timer handler, stepped like the others) at any point,
     repeatedly and late; at the end every timer is let fire (``finish``).
+
+    ``controls`` (``"cancel"``, ``"redrive"``): operator actions the schedule may also take, each once,
+    at any point (and interleaved, operation by operation, with the handlers); then the run is checked
+    with ``check_control_invariants`` by the caller (``test_order_control.py``) instead of the
+    scenario's expectations.
     """
     stepper = Stepper()
     timed = isinstance(scenario, TimerScenario)
@@ -104,6 +110,7 @@ def run_schedule(
     budget = duplicates
     slow: set[Any] = set()  # stuck invocation ids, held deliveries (by id) and held jobs
     seen: set[Any] = set()
+    done: set[str] = set()
 
     def maybe_slow(key: Any) -> None:
         if key not in seen:
@@ -133,6 +140,7 @@ def run_schedule(
             work.append((("tick", 0), None))
         if sweeps > 0:
             work.append((("sweep", 0), None))
+        work += [(("control", i), None) for i, name in enumerate(controls) if name not in done]
         options = [option for option, key in work if key not in slow]
         if not options:
             options = [option for option, _ in work]  # only slow things left: one of them goes on
@@ -152,7 +160,12 @@ def run_schedule(
             continue
         if action == "job":
             dispatch = world.take_job(index)
-            stepper.spawn("job", lambda d=dispatch: world.report_job(d))
+            report = world.report_job if not controls else world.report_job_or_stale
+            stepper.spawn("job", lambda d=dispatch, r=report: r(d))  # type: ignore[misc]
+            continue
+        if action == "control":
+            done.add(controls[index])
+            stepper.spawn(controls[index], lambda name=controls[index]: world.control(run_id, name))
             continue
         if action == "deliver":
             delivery = world.deliveries.pop(index)
@@ -164,11 +177,14 @@ def run_schedule(
     else:
         raise AssertionError("the schedule did not finish")
     assert stepper.errors == [], stepper.errors
+    if controls:
+        return world
     if isinstance(scenario, TimerScenario):
         finish(world, run_id)
         check_timer_invariants(world, scenario, run_id)
     else:
         check_invariants(world, scenario, run_id)
+    return world
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
