@@ -65,25 +65,35 @@ def cancel_run(store: Store, run_id: str, *, reason: str | None = None) -> bool:
     """
     if reason is not None and not isinstance(reason, str):
         raise RunError(f"a cancel reason is a string, got {reason!r}", run_id=run_id)
-    run = _read(store, run_id)
-    won = store.end_run(
-        run_id,
-        RunStatus.CANCELLED,
-        phase_index=len(run["config"]["phases"]),
-        reason=reason if reason is not None else _NO_REASON,
-    )
-    if not won:
+    won = False
+    for _ in range(_RETRIES):
         run = _read(store, run_id)
-        if run.get("status") != RunStatus.CANCELLED:
+        status = run.get("status")
+        if status == RunStatus.CANCELLED:
+            break
+        if status != RunStatus.RUNNING:
             raise RunError(
-                f"run {run_id!r} has already ended {run.get('status')!r}: only a running run can be "
-                "cancelled",
+                f"run {run_id!r} has already ended {status!r}: only a running run can be cancelled",
                 run_id=run_id,
                 workflow=run.get("workflow"),
             )
-    # Finish the cancel (again, after a crash: every step is a no-op the second time).
+        # The end compare-and-set of rule 5, on the redrive read: the end event below is that redrive's.
+        won = store.end_run(
+            run_id,
+            RunStatus.CANCELLED,
+            phase_index=len(run["config"]["phases"]),
+            reason=reason if reason is not None else _NO_REASON,
+            redrive=int(run.get("redrive_count") or 0),
+        )
+        if won:
+            break
+    else:
+        raise RunError(f"run {run_id!r} kept changing while being cancelled; try again", run_id=run_id)
+    # Finish the cancel (again, after a crash: every step is a no-op the second time). The jobs as they
+    # are now (one may have gone to waiting since the read); the end event is the cancelled redrive's.
+    now_run = _read(store, run_id) if won else run
     open_names = [
-        name for name, job in run["jobs"].items() if job["state"] in (JobState.PENDING, JobState.WAITING)
+        name for name, job in now_run["jobs"].items() if job["state"] in (JobState.PENDING, JobState.WAITING)
     ]
     cancelled = store.cancel_jobs(run_id, open_names)
     stored_reason = reason if won else run.get("end_reason", reason)

@@ -518,7 +518,7 @@ class Runtime:
             decision = engine.decide(run)
             if decision.drain:
                 # Rule 9: failing, with always jobs left: nothing else may start from now on.
-                run = self._drain(run["_id"])
+                run = self._drain(run["_id"], _redrive(run))
                 continue
             specs = {spec["name"]: spec for spec in engine.job_specs(run)}
             progressed = False
@@ -533,7 +533,13 @@ class Runtime:
                 at = self.store.now()
                 due, _ = attempt_due(specs[name], {"dispatched_at": at})
                 if self.store.claim(
-                    run["_id"], name, attempt, at=at, always=engine.is_always(specs[name]), due=due
+                    run["_id"],
+                    name,
+                    attempt,
+                    at=at,
+                    always=engine.is_always(specs[name]),
+                    due=due,
+                    redrive=_redrive(run),
                 ):
                     won.append((name, attempt + 1))
                     if due is not None:
@@ -555,14 +561,16 @@ class Runtime:
                     continue
                 seen.add(name)
                 attempt = run["jobs"][name]["attempt"] + 1
-                if self.store.claim(run["_id"], name, attempt - 1, always=engine.is_always(specs[name])):
+                if self.store.claim(
+                    run["_id"], name, attempt - 1, always=engine.is_always(specs[name]), redrive=_redrive(run)
+                ):
                     logger.error("run %s: %s", run["_id"], why)
                     run, progressed = self._fail_claimed(run, name, attempt, CONDITION_ERROR, why), True
             for name in decision.skip:
                 if name in seen:
                     continue
                 seen.add(name)
-                after = self._skip(run["_id"], name, run["jobs"][name]["attempt"])
+                after = self._skip(run["_id"], name, run["jobs"][name]["attempt"], _redrive(run))
                 if after is not None:
                     # The run *after* our skip: it holds every transition made before it (rule 5).
                     run, progressed = after, True
@@ -571,18 +579,20 @@ class Runtime:
                 break
         return run, claimed, skipped
 
-    def _drain(self, run_id: str) -> RunDoc:
-        """Mark the run draining; the run after (or as it is, if it ended meanwhile)."""
+    def _drain(self, run_id: str, redrive: int) -> RunDoc:
+        """Mark the run draining; the run after (or as it is, if it ended or was redriven meanwhile)."""
         after = self._read(
-            run_id, lambda projection: self.store.start_draining(run_id, projection=projection)
+            run_id,
+            lambda projection: self.store.start_draining(run_id, projection=projection, redrive=redrive),
         ) or self._read(run_id, lambda projection: self.store.get_run(run_id, projection=projection))
         if after is None:
             raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
         return after
 
-    def _skip(self, run_id: str, name: str, attempt: int) -> RunDoc | None:
+    def _skip(self, run_id: str, name: str, attempt: int, redrive: int) -> RunDoc | None:
         return self._read(
-            run_id, lambda projection: self.store.skip(run_id, name, attempt, projection=projection)
+            run_id,
+            lambda projection: self.store.skip(run_id, name, attempt, projection=projection, redrive=redrive),
         )
 
     def _dispatch_claimed(self, run: RunDoc, spec: Mapping[str, Any], attempt: int) -> RunDoc | None:
@@ -703,7 +713,7 @@ class Runtime:
         result = engine.outcome(run)
         if result is not None:
             phases = len(run["config"]["phases"])
-            if self.store.end_run(run_id, result, phase_index=phases):
+            if self.store.end_run(run_id, result, phase_index=phases, redrive=_redrive(run)):
                 logger.info("run %s %s", run_id, result)
                 self._cancel_unrunnable(run)
                 self._insert_end_event(run, result)
@@ -897,7 +907,7 @@ class Runtime:
             try:
                 holds = spec.get("condition") is None or self._holds(entry, run_id, spec)
             except ConditionError as exc:  # a stored condition this runtime cannot evaluate
-                claimed_doc = self._claim_only(entry, run_id, spec, attempt)
+                claimed_doc = self._claim_only(entry, run_id, spec, attempt, _redrive(snapshot))
                 if claimed_doc is not None:
                     logger.error("run %s: %s", run_id, exc)
                     after = self._fail_claimed_counted(
@@ -912,6 +922,7 @@ class Runtime:
                             run_id,
                             name,
                             attempt,
+                            redrive=_redrive(snapshot),
                             inc=engine.increments(plan, name, JobState.SKIPPED),
                             phase=plan.phase_of.get(name),
                             projection=project(ready=plan.dependents[name]),
@@ -920,7 +931,7 @@ class Runtime:
                     if after is not None:
                         skipped.append(name)
                 else:
-                    claimed_doc = self._claim_only(entry, run_id, spec, attempt)
+                    claimed_doc = self._claim_only(entry, run_id, spec, attempt, _redrive(snapshot))
                     if claimed_doc is not None:
                         to_start.append((spec, attempt + 1, claimed_doc))
             if after is not None:
@@ -986,7 +997,9 @@ class Runtime:
         except Exception as exc:  # a condition this runtime cannot evaluate: fail the job, never loop
             raise ConditionError(engine.condition_problem(spec["name"], spec["condition"], exc)) from exc
 
-    def _claim_only(self, entry: Doc, run_id: str, spec: Mapping[str, Any], attempt: int) -> Doc | None:
+    def _claim_only(
+        self, entry: Doc, run_id: str, spec: Mapping[str, Any], attempt: int, redrive: int
+    ) -> Doc | None:
         """Claim one job; the run after the claim with its needs' outputs (terminal, so final), or None."""
         from flowkit.runtime.timers import attempt_due
 
@@ -1003,6 +1016,7 @@ class Runtime:
             phase=plan.phase_of.get(name),
             at=at,
             due=due,
+            redrive=redrive,
         )
         if claimed is not None and due is not None:
             self._arm(run_id, due)
@@ -1069,7 +1083,7 @@ class Runtime:
         result = engine.ended(snapshot)
         if result is None:
             return None
-        if self.store.end_run(run_id, result, phase_index=plan.phases):
+        if self.store.end_run(run_id, result, phase_index=plan.phases, redrive=_redrive(snapshot)):
             logger.info("run %s %s", run_id, result)
             self._cancel_unrunnable_counted(run_id, plan)
             self._insert_end_event(run, result)
@@ -1097,6 +1111,11 @@ class Runtime:
                     self._notifier = self._notifier_factory()
                     self._notifier_factory = None
         return self._notifier
+
+
+def _redrive(run: Mapping[str, Any]) -> int:
+    """The redrive a snapshot of the run belongs to (its ``redrive_count``; 0 before any)."""
+    return int(run.get("redrive_count") or 0)
 
 
 # ---------------------------------------------------------------------- Lambda entry points

@@ -124,6 +124,18 @@ def make_status(
     }
 
 
+def _same_redrive(query: Doc, redrive: int | None) -> Doc:
+    """Add to ``query``: the run is still in the redrive ``redrive`` (its ``redrive_count``; None: any).
+
+    A handler that decided on a snapshot of the run before a cancel and a redrive must not claim,
+    skip or end anything in the redriven run (rule 11): the compare-and-set on the status alone would
+    see ``running`` again.
+    """
+    if redrive is not None:
+        query["redrive_count"] = redrive if redrive else {"$in": [None, 0]}
+    return query
+
+
 def _run(doc: Doc | None) -> RunDoc | None:
     """A run document as read by pymongo, typed (pymongo's collections are untyped dicts)."""
     return cast("RunDoc | None", doc)
@@ -568,6 +580,7 @@ class Store:
         phase: tuple[int, str] | None,
         always: bool,
         due: datetime | None = None,
+        redrive: int | None = None,
     ) -> tuple[Doc, Doc]:
         prefix = job_path(job)
         condition: Doc = {
@@ -578,6 +591,7 @@ class Store:
         }
         if not always:
             condition["draining"] = {"$in": [None, False]}  # absent (MongoDB: null matches it) or false
+        _same_redrive(condition, redrive)
         changes: Doc = {f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.dispatched_at": at or self.clock()}
         if phase is not None:
             changes["phase_index"], changes["phase"] = phase
@@ -596,14 +610,16 @@ class Store:
         always: bool = False,
         phase: tuple[int, str] | None = None,
         due: datetime | None = None,
+        redrive: int | None = None,
     ) -> bool:
         """Rule 4: ``pending`` at ``attempt`` of a running run -> ``dispatched`` at ``attempt + 1``.
 
         Only an ``always`` job may be claimed once the run is draining (rule 9). ``phase`` (``(index,
         name)`` of the job's phase) becomes the run's current phase in the same update (rule 6).
         ``due``: the new attempt's deadline (its timeout or heartbeat), set in the same update (rule 12).
+        ``redrive``: the run's ``redrive_count`` in the snapshot the claim was decided on (rule 11).
         """
-        query, update = self._claim(run_id, job, attempt, at, phase, always, due)
+        query, update = self._claim(run_id, job, attempt, at, phase, always, due, redrive)
         return self.runs.update_one(query, update).modified_count == 1
 
     def claim_and_read(
@@ -617,9 +633,10 @@ class Store:
         always: bool = False,
         phase: tuple[int, str] | None = None,
         due: datetime | None = None,
+        redrive: int | None = None,
     ) -> Doc | None:
         """``claim`` in one round trip with a read: the run after the claim (``projection``), or None."""
-        query, update = self._claim(run_id, job, attempt, at, phase, always, due)
+        query, update = self._claim(run_id, job, attempt, at, phase, always, due, redrive)
         return self.runs.find_one_and_update(
             query, update, projection=projection, return_document=ReturnDocument.AFTER
         )
@@ -757,10 +774,12 @@ class Store:
         inc: Mapping[str, int] | None = None,
         phase: tuple[int, str] | None = None,
         projection: Mapping[str, Any] | None = None,
+        redrive: int | None = None,
     ) -> RunDoc | None:
         """Rule 4: ``pending`` at ``attempt`` of a running run -> ``skipped``; the run after, or None.
 
-        ``inc`` and ``phase`` are folded into the same update, as for ``record_outcome`` and ``claim``.
+        ``inc`` and ``phase`` are folded into the same update, as for ``record_outcome`` and ``claim``;
+        ``redrive`` as for ``claim``.
         """
         prefix = job_path(job)
         changes: Doc = {f"{prefix}.state": JobState.SKIPPED, f"{prefix}.finished_at": at or self.clock()}
@@ -771,12 +790,15 @@ class Store:
             update["$inc"] = dict(inc)
         return _run(
             self.runs.find_one_and_update(
-                {
-                    "_id": run_id,
-                    "status": RunStatus.RUNNING,
-                    f"{prefix}.state": JobState.PENDING,
-                    f"{prefix}.attempt": attempt,
-                },
+                _same_redrive(
+                    {
+                        "_id": run_id,
+                        "status": RunStatus.RUNNING,
+                        f"{prefix}.state": JobState.PENDING,
+                        f"{prefix}.attempt": attempt,
+                    },
+                    redrive,
+                ),
                 update,
                 projection=projection,
                 return_document=ReturnDocument.AFTER,
@@ -797,14 +819,16 @@ class Store:
             )
         )
 
-    def start_draining(self, run_id: str, *, projection: Mapping[str, Any] | None = None) -> RunDoc | None:
+    def start_draining(
+        self, run_id: str, *, projection: Mapping[str, Any] | None = None, redrive: int | None = None
+    ) -> RunDoc | None:
         """Rule 9: mark a running run as failing with ``always`` jobs left; the run after, or None.
 
         From then on only ``always`` jobs are claimed, so the others can never start.
         """
         return _run(
             self.runs.find_one_and_update(
-                {"_id": run_id, "status": RunStatus.RUNNING},
+                _same_redrive({"_id": run_id, "status": RunStatus.RUNNING}, redrive),
                 {"$set": {"draining": True}},
                 projection=projection,
                 return_document=ReturnDocument.AFTER,
@@ -828,13 +852,16 @@ class Store:
         at: datetime | None = None,
         reason: str | None = None,
         keep_due: bool = False,
+        redrive: int | None = None,
     ) -> bool:
         """Rule 5: ``running`` -> ``status``; True only for the one caller whose update won.
 
         ``reason`` (a cancel's) is stored as the run's ``end_reason``. The run's timers are dropped
         (``next_due_ms`` unset): an ended run has nothing due. With ``keep_due`` (an end made by the
         timer handler, which no event redelivery would repeat) ``next_due_ms`` is set to now instead,
-        so a sweep re-inserts the end event if the caller dies before it does (rule 12).
+        so a sweep re-inserts the end event if the caller dies before it does (rule 12). ``redrive``: the
+        ``redrive_count`` of the snapshot that decided the end: a handler holding a snapshot from before
+        a redrive cannot end the redriven run (rule 11).
         """
         at = at or self.clock()
         sets: Doc = {"status": status, "ended_at": at, "phase": None, "phase_index": phase_index}
@@ -845,7 +872,8 @@ class Store:
             sets["next_due_ms"] = epoch_ms(at)
         else:
             update["$unset"] = {"next_due_ms": ""}
-        result = self.runs.update_one({"_id": run_id, "status": RunStatus.RUNNING}, update)
+        query = _same_redrive({"_id": run_id, "status": RunStatus.RUNNING}, redrive)
+        result = self.runs.update_one(query, update)
         return result.modified_count == 1
 
     def cancel_jobs(self, run_id: str, jobs: Iterable[str], *, at: datetime | None = None) -> list[str]:
