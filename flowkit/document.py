@@ -249,6 +249,9 @@ class Run(_Model):
     end_reason: str | None = Field(default=None, description="why the run was cancelled")
     redrive_count: int = Field(default=0, description="how many times the run was redriven")
     redriven_at: datetime | None = None
+    redrive_deadline: datetime | None = Field(
+        default=None, description="the run's deadline counted from its last redrive (its timeout again)"
+    )
     deadline: datetime | None = Field(default=None, description="the run times out at this time")
     next_due_ms: int | None = Field(
         default=None,

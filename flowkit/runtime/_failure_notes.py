@@ -37,10 +37,20 @@ def _specs(run: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {spec["name"]: spec for spec in jobs if isinstance(spec, Mapping) and "name" in spec}
 
 
-def failure_kind(status: Status, run: Mapping[str, Any]) -> NotifyKind:
-    """``job.failure_handled`` when a failure path of the job holds for this failure, else ``job.failed``."""
+def failure_kind(status: Status, run: Mapping[str, Any]) -> NotifyKind | None:
+    """``job.failure_handled`` when a failure path of the job holds for this failure, else ``job.failed``.
+
+    None when the job's retry policy gives this failed attempt another one: the failure does not count
+    yet, and the ``retrying`` event that follows is what to notify (``job.retrying``).
+    """
     specs = _specs(run)
     spec = specs.get(status.job or "", {})
+    job = run["jobs"].get(status.job) if specs else None
+    if job is not None:
+        base = int(job.get("attempt_base") or 0)
+        error_type = status.error.type if status.error is not None else None
+        if engine.retryable(spec, status.attempt - base, error_type):
+            return None
     if not spec.get("failure_handled", False):
         return NotifyKind.JOB_FAILED
     handlers = spec.get("handled_by")

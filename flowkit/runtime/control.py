@@ -24,12 +24,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final
 
 from flowkit.conditions import referenced_jobs
 from flowkit.errors import RunError, UnknownRun
 from flowkit.runtime import engine
-from flowkit.runtime.store import Store, end_event, make_status, now
+from flowkit.runtime.store import Store, end_event, epoch_ms, make_status
 from flowkit.vocab import FAILED_STATES, JOB_TERMINAL_STATES, OPEN_STATES, EventStatus, JobState, RunStatus
 
 __all__ = ["REDRIVABLE", "Redrive", "cancel_run", "jobs_to_redrive", "redrive_run"]
@@ -217,7 +218,7 @@ def redrive_run(store: Store, run_id: str) -> Redrive:
         sets: Doc = {
             "status": RunStatus.RUNNING,
             "redrive_count": count + 1,
-            "redriven_at": now(),
+            "redriven_at": store.now(),
             "ended_at": None,
             "end_reason": None,
             "draining": False,
@@ -232,6 +233,8 @@ def redrive_run(store: Store, run_id: str) -> Redrive:
         for name in names:
             job = run["jobs"][name]
             reset = {
+                "due": None,
+                "timer": None,
                 "state": JobState.PENDING,
                 "attempt_base": job["attempt"],
                 "output": None,
@@ -242,6 +245,12 @@ def redrive_run(store: Store, run_id: str) -> Redrive:
             }
             sets.update({f"jobs.{name}.{field}": value for field, value in reset.items()})
             after["jobs"][name] = {**job, **reset}
+        timeout = run["config"].get("timeout_seconds")
+        if timeout is not None:
+            # The run's own timeout counts again from the redrive (its first ``deadline`` stays as it was).
+            deadline = sets["redriven_at"] + timedelta(seconds=float(timeout))
+            sets["redrive_deadline"] = deadline
+            sets["next_due_ms"] = epoch_ms(deadline)
         index, phase = engine.current_phase(after)
         sets.update({"phase": phase, "phase_index": index})
         if "remaining" in run:  # a run decided on counters: set them to what the reset run holds

@@ -85,6 +85,8 @@ class RunDoc(TypedDict, total=False):
     redrive_count: int
     """How many times the run was redriven (absent in runs started before redrives existed)."""
     redriven_at: datetime | None
+    redrive_deadline: datetime | None
+    """The run's deadline counted from its last redrive (its timeout again); None before."""
     end_reason: str | None
     """Why the run was cancelled."""
     deadline: datetime | None

@@ -464,12 +464,15 @@ def notify_event(
     """
     from flowkit.runtime._failure_notes import failure_kind, run_failures
 
-    kind = event_kind(status)
+    kind: NotifyKind | None = event_kind(status)
     failures: list[dict[str, Any]] = []
     if run is not None and kind is NotifyKind.JOB_FAILED:
         kind = failure_kind(status, run)
     if run is not None and kind is NotifyKind.RUN_FAILED:
         failures = run_failures(run)
+    if kind is None:
+        logger.debug("not notifying the failure %s: it will be retried (job.retrying)", status.key)
+        return False
     if kind not in config.on:
         logger.debug("not notifying %s for run %s: not in notifications.on", kind, status.run_id)
         return False

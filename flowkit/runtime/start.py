@@ -113,6 +113,7 @@ def new_run_document(
         "end_reason": None,
         "redrive_count": 0,
         "redriven_at": None,
+        "redrive_deadline": None,
         "deadline": deadline,
         "timer_seq": 0,
     }

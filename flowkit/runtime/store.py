@@ -85,6 +85,7 @@ LIVE_FIELDS: Final = (
     "jobs",
     "draining",
     "redrive_count",
+    "redrive_deadline",
     "timer_seq",
     "next_due_ms",
     *IDENTITY,

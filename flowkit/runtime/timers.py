@@ -105,7 +105,7 @@ def next_due(run: Mapping[str, Any], *, fired: frozenset[tuple[str, int]] = froz
     """
     if run.get("status") != RunStatus.RUNNING:
         return None
-    dues = [as_datetime(run.get("deadline"))]
+    dues = [as_datetime(run.get("redrive_deadline") or run.get("deadline"))]
     for name, job in run["jobs"].items():
         done = (name, job.get("attempt")) in fired and job.get("timer") == TimerKind.ATTEMPT
         if not done:
@@ -137,7 +137,7 @@ def fire_run(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dict[st
             runtime._insert_end_event(run, run["status"])
         store.set_next_due(run_id, int(run.get("timer_seq", 0)), None)
         return fired
-    deadline = as_datetime(run.get("deadline"))
+    deadline = as_datetime(run.get("redrive_deadline") or run.get("deadline"))
     if deadline is not None and deadline <= now:
         phases = len(run["config"]["phases"])
         if store.end_run(run_id, RunStatus.TIMED_OUT, phase_index=phases, at=now, keep_due=True):

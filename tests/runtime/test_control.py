@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -233,3 +234,21 @@ def test_redrive_of_a_cancelled_run_makes_the_old_attempt_stale(database: Any) -
     assert run["jobs"]["b"]["attempt"] == 2
     assert world.runtime.rejections == {}
     assert _workflow_events(world, "r") == [("cancelled", 0), ("started", 0), ("started", 1), ("success", 1)]
+
+
+def test_a_redriven_timed_out_run_gets_its_timeout_again(database: Any) -> None:
+    from flowkit.runtime import timers
+
+    world = World(database)
+    doc = compile(flow(mk("a") >> mk("b"), name="slow", timeout=60))
+    start_run(world.store, doc, {}, run_id="r")
+    first = world.store.get_run("r")["deadline"]
+    assert world.store.end_run("r", "timed_out", phase_index=2)
+
+    redrive_run(world.store, "r")
+
+    run = world.store.get_run("r")
+    assert run["deadline"] == first  # the first deadline stays as it was
+    assert run["redrive_deadline"] == run["redriven_at"] + timedelta(seconds=60)
+    assert timers.next_due(run) == run["redrive_deadline"]
+    assert run["next_due_ms"] == int(run["redrive_deadline"].timestamp() * 1000)

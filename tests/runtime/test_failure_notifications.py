@@ -16,6 +16,7 @@ from _harness import RecordingDispatcher, World
 from dsl_builders import flow, mk
 
 from flowkit import Notify, compile, when
+from flowkit.local.clock import VirtualClock
 from flowkit.runtime import cancel_run
 from flowkit.runtime.events import to_envelope
 from flowkit.runtime.handlers import Runtime
@@ -104,3 +105,29 @@ def test_a_cancel_notifies_once_with_its_reason(database: Any, fake: FakeSlack) 
     assert posted["text"] == "[payment] run r-1 cancelled"
     shown = "\n".join(block.get("text", {}).get("text", "") for block in posted["blocks"])
     assert '{"reason":"customer asked"}' in shown
+
+
+def test_a_failed_attempt_that_will_be_retried_does_not_page(database: Any, fake: FakeSlack) -> None:
+    """Only the last attempt's failure counts; the retry is job.retrying, a kind of its own."""
+    from flowkit import Retry
+
+    notify = Notify(slack_channel="#etl", on=["job.failed", "job.retrying"], mention="<!here>")
+    root = mk("load", retry=Retry(attempts=2, interval=5))
+    clock = VirtualClock()
+    world = World(database, outcomes={"load": "fail"}, clock=clock, timers=True)
+    start_run(world.store, compile(flow(root, name="etl", notify=notify)), {}, run_id="r-1")
+    world.drain()  # attempt 1 fails: waiting for its retry
+    clock.advance(5)
+    world.fire_timers()
+    world.drain()  # attempt 2 fails: the failure counts
+    assert world.store.get_run("r-1")["status"] == "failed"
+
+    texts = [posted["text"] for posted in _notify_all(world, fake, "r-1")]
+
+    assert [t for t in texts if "failed" in t] == [
+        "<!here> [etl] job load failed (attempt 2) in run r-1: ValueError: load broke"
+    ]
+    assert texts == [
+        "[etl] job load will be retried (attempt 1) in run r-1: ValueError: load broke",
+        "<!here> [etl] job load failed (attempt 2) in run r-1: ValueError: load broke",
+    ]
