@@ -585,20 +585,18 @@ def test_notifications_job_posts_the_nightly_etl_failure_to_slack(fake: FakeSlac
             json.dumps(to_envelope(doc, database="flowkit", collection="statuses", json_format="canonical"))
         )
 
-    # when the trigger delivers a job start, then a job failure
+    # when the trigger delivers a job start, a failure extract's Retry(attempts=3) retries, then the last
+    error = {"type": "OperationalError", "message": "source database <down>"}
     started = runtime.notifications_job(envelope("extract", 1, "started"))
-    failed = runtime.notifications_job(
-        envelope(
-            "extract", 1, "failed", error={"type": "OperationalError", "message": "source database <down>"}
-        )
-    )
+    retried = runtime.notifications_job(envelope("extract", 1, "failed", error=error))
+    failed = runtime.notifications_job(envelope("extract", 3, "failed", error=error))
 
-    # then only the failure reached #etl, with the workflow's mention, escaped error and the run id
-    assert (started["sent"], failed["sent"]) == (False, True)
+    # then only the failure that counts reached #etl, with the workflow's mention, escaped error, run id
+    assert (started["sent"], retried["sent"], failed["sent"]) == (False, False, True)
     [request] = fake.requests
     assert request.json["channel"] == "#etl"
     assert request.json["text"] == (
-        "<!here> [nightly-etl] job extract failed (attempt 1) in run r-42: OperationalError: source database &lt;down&gt;"
+        "<!here> [nightly-etl] job extract failed (attempt 3) in run r-42: OperationalError: source database &lt;down&gt;"
     )
 
 
