@@ -72,7 +72,7 @@ def check_control_invariants(world: World, run_id: str) -> None:
     for name, attempt in {(d[1], d[2]) for d in world.stale_reports}:
         assert run["jobs"][name]["attempt"] > attempt or redrives, (name, attempt)
     # handlers refuse an outcome only when it is stale (its attempt was replaced by a redrive)
-    assert set(world.runtime.rejections) <= ({"state_mismatch"} if redrives else set()), (
+    assert set(world.runtime.rejections) <= ({"state_mismatch", "stale"} if redrives else set()), (
         world.runtime.rejections
     )
 
