@@ -11,7 +11,8 @@ seed; exits 1 if any schedule broke an invariant. Replay one with ``--seed S`` a
 
 ``--controls``: every schedule also takes an operator's ``cancel`` and ``redrive`` at random points
 (``tests/runtime/test_order_control.py``), and is checked with its invariants (each attempt dispatched
-once, the run ends exactly once per redrive, no job left unfinished).
+once, the run ends exactly once per redrive, no job left unfinished). Only the scenarios without timers
+by default: the control invariants do not cover timer scenarios yet.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "runtime"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "_shared"))  # pytest's pythonpath
 
+from _timer_scenarios import TimerScenario
 from test_order_control import check_control_invariants
 from test_order_independence import SCENARIOS, RandomChoices, run_schedule
 
@@ -39,7 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     failures: list[tuple[str, int]] = []
     total_began = time.perf_counter()
-    for name in args.scenario or sorted(SCENARIOS):
+    default = [
+        n for n in sorted(SCENARIOS) if not (args.controls and isinstance(SCENARIOS[n], TimerScenario))
+    ]
+    for name in args.scenario or default:
         began = time.perf_counter()
         for seed in range(args.seed, args.seed + args.n):
             try:
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"FAILED {name} seed {seed}:\n{traceback.format_exc()}", file=sys.stderr)
         elapsed = time.perf_counter() - began
         print(f"{name:20} {args.n:>7} schedules {elapsed:8.1f} s {args.n / elapsed:8.1f}/s", flush=True)
-    count = args.n * len(args.scenario or SCENARIOS)
+    count = args.n * len(args.scenario or default)
     print(
         f"{'total':20} {count:>7} schedules {time.perf_counter() - total_began:8.1f} s, {len(failures)} failed"
     )
