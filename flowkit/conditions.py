@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from flowkit.errors import ConditionError
-from flowkit.vocab import JobState
+from flowkit.vocab import CONDITION_MAX_DEPTH, JobState
 
 __all__ = [
     "ARITY",
@@ -139,8 +139,12 @@ _FAILED_STATES: Final = (JobState.FAILED.value, JobState.TIMED_OUT.value)
 """Job states that count as a failure (``flowkit.vocab.FAILED_STATES``), in the order conditions list them."""
 
 
-def check(node: Any, *, where: str = "condition") -> None:
-    """Raise ``ConditionError`` naming the first malformed node; return None for a valid AST."""
+def check(node: Any, *, where: str = "condition", _depth: int = 1) -> None:
+    """Raise ``ConditionError`` naming the first malformed node; return None for a valid AST.
+
+    A condition nested deeper than ``CONDITION_MAX_DEPTH`` operators is refused: it could not be
+    stored (MongoDB's nesting limit) or serialized, and no workflow needs it.
+    """
     if not isinstance(node, Mapping):
         raise ConditionError(f"{where}: expected an object, got {type(node).__name__}")
     keys = set(node)
@@ -166,6 +170,11 @@ def check(node: Any, *, where: str = "condition") -> None:
             return
         raise ConditionError(f"{where}: reference {path!r} must start with 'input' or 'jobs'")
     if keys == {"op", "args"}:
+        if _depth > CONDITION_MAX_DEPTH:
+            raise ConditionError(
+                f"{where.split('.args[')[0]}: nested deeper than {CONDITION_MAX_DEPTH} levels; "
+                "flatten it (a & b & c is one level) or split it"
+            )
         op, args = node["op"], node["args"]
         if op not in OPERATORS:
             raise ConditionError(
@@ -178,7 +187,7 @@ def check(node: Any, *, where: str = "condition") -> None:
             expected = "one or more" if arity is None else str(arity)
             raise ConditionError(f"{where}: operator {op!r} takes {expected} arguments, got {len(args)}")
         for i, arg in enumerate(args):
-            check(arg, where=f"{where}.args[{i}]")
+            check(arg, where=f"{where}.args[{i}]", _depth=_depth + 1)
         return
     raise ConditionError(
         f"{where}: a node is {{'ref': [...]}}, {{'const': ...}} or {{'op': ..., 'args': [...]}}, "

@@ -18,7 +18,7 @@ from typing import Any, Final
 from flowkit.conditions import check, referenced_jobs, to_text, undistinguished_failures
 from flowkit.document import WorkflowDocument
 from flowkit.errors import ConditionError
-from flowkit.vocab import NAME_PATTERN
+from flowkit.vocab import NAME_MAX_LENGTH, NAME_PATTERN
 
 __all__ = ["NAME_PATTERN", "Report", "validate_document"]
 
@@ -125,9 +125,21 @@ class _Doc:
 def _check_names(d: _Doc) -> Iterator[str]:
     if not NAME_PATTERN.fullmatch(d.doc.name):
         yield f"workflow name {d.doc.name!r} is invalid: use only letters, digits, '_' and '-'"
+    elif len(d.doc.name) > NAME_MAX_LENGTH:
+        yield f"workflow name {_shown(d.doc.name)} is {len(d.doc.name)} characters long; the limit is {NAME_MAX_LENGTH}"
     for name in sorted(set(d.names)):
         if not NAME_PATTERN.fullmatch(name):
-            yield f"job name {name!r} in {d.where} is invalid: use only letters, digits, '_' and '-'"
+            yield f"job name {_shown(name)} in {d.where} is invalid: use only letters, digits, '_' and '-'"
+        elif len(name) > NAME_MAX_LENGTH:
+            yield (
+                f"job name {_shown(name)} in {d.where} is {len(name)} characters long; "
+                f"the limit is {NAME_MAX_LENGTH}"
+            )
+
+
+def _shown(name: str) -> str:
+    """A name for a message: whole when short, its start and length when not."""
+    return repr(name) if len(name) <= 80 else f"{name[:60]!r}..."
 
 
 def _check_not_empty(d: _Doc) -> Iterator[str]:

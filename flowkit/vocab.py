@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Final
 
 __all__ = [
+    "CONDITION_MAX_DEPTH",
     "DEFAULT_NOTIFY_ON",
     "ENV",
     "ERROR_MESSAGE_LIMIT",
@@ -39,6 +40,7 @@ __all__ = [
     "LAMBDA_ASYNC_PAYLOAD_LIMIT",
     "MONGO_DOCUMENT_LIMIT",
     "MONGO_NESTING_LIMIT",
+    "NAME_MAX_LENGTH",
     "NAME_PATTERN",
     "NOTIFY_KINDS",
     "OPEN_STATES",
@@ -204,9 +206,16 @@ NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_-]+")
 """Job names: they become MongoDB dotted paths (``jobs.<name>.state``), so no ``.`` and no ``$``."""
 
 
+NAME_MAX_LENGTH: Final = 128
+"""The longest job or workflow name: it becomes part of status keys, Lambda function names and diagrams."""
+
+CONDITION_MAX_DEPTH: Final = 32
+"""The deepest a condition may nest (``and``/``or``/``not`` inside each other); deeper ones are refused."""
+
+
 def is_valid_name(name: object) -> bool:
-    """Whether ``name`` is a string matching ``NAME_PATTERN`` whole."""
-    return isinstance(name, str) and NAME_PATTERN.fullmatch(name) is not None
+    """Whether ``name`` is a string of at most ``NAME_MAX_LENGTH`` matching ``NAME_PATTERN`` whole."""
+    return isinstance(name, str) and len(name) <= NAME_MAX_LENGTH and NAME_PATTERN.fullmatch(name) is not None
 
 
 # Limits of the services flowkit writes to, enforced where flowkit writes (locally as in production).

@@ -90,7 +90,12 @@ def build_payload(
 class LambdaDispatcher:
     """Starts a job with an asynchronous AWS Lambda invoke (``InvocationType="Event"``).
 
-    The boto3 client is created on first use (once per container) unless one is given.
+    The boto3 client is created on first use (once per container) unless one is given. It is created
+    with botocore's own retries turned off: an invoke that timed out reading the answer may have
+    started the job, and botocore would send it again. flowkit decides instead: an error that proves
+    the request never left is re-raised (the claim is released and the event retried), anything that
+    may have reached Lambda is ``DispatchUncertain`` (the claim stays, the attempt's deadline recovers a
+    request that was in fact lost). ``read_timeout`` bounds how long an invoke waits for its answer.
     """
 
     def __init__(
@@ -99,10 +104,12 @@ class LambdaDispatcher:
         *,
         payload_limit: int = DEFAULT_PAYLOAD_LIMIT,
         endpoint_url: str | None = None,
+        read_timeout: float = 10.0,
     ) -> None:
         self._client = client
         self.payload_limit = payload_limit
         self.endpoint_url = endpoint_url
+        self.read_timeout = read_timeout
 
     @property
     def client(self) -> Any:
@@ -113,7 +120,10 @@ class LambdaDispatcher:
                 from flowkit.errors import MissingDependency
 
                 raise MissingDependency("LambdaDispatcher needs boto3: pip install 'flowkit[aws]'") from exc
-            self._client = boto3.client("lambda", endpoint_url=self.endpoint_url)
+            from botocore.config import Config
+
+            config = Config(retries={"total_max_attempts": 1}, read_timeout=self.read_timeout)
+            self._client = boto3.client("lambda", endpoint_url=self.endpoint_url, config=config)
         return self._client
 
     def dispatch(self, spec: Spec, payload: dict[str, Any]) -> None:

@@ -267,3 +267,22 @@ def test_built_conditions_are_valid_and_evaluate_to_a_bool_on_any_context(
 def test_to_text_of_a_status_compared_with_a_list_does_not_crash() -> None:
     node = op("eq", {"ref": ["jobs", "charge", "status"]}, const(["failed"]))
     assert to_text(node) == 'charge.status == ["failed"]'
+
+
+def _nested(depth: int) -> dict[str, object]:
+    node: dict[str, object] = {"op": "eq", "args": [{"ref": ["input", "a"]}, {"const": 1}]}
+    for level in range(depth - 1):
+        node = {"op": "not" if level % 2 else "and", "args": [node] if level % 2 else [node, {"const": True}]}
+    return node
+
+
+def test_a_condition_nested_deeper_than_the_limit_is_refused_naming_the_limit() -> None:
+    from flowkit.conditions import check
+    from flowkit.errors import ConditionError
+
+    check(_nested(32), where="condition of job 'x'")
+    with pytest.raises(ConditionError) as caught:
+        check(_nested(150), where="condition of job 'x'")
+    assert str(caught.value) == (
+        "condition of job 'x': nested deeper than 32 levels; flatten it (a & b & c is one level) or split it"
+    )

@@ -218,3 +218,14 @@ def test_a_body_that_cannot_be_imported_by_name_is_a_warning() -> None:
         "job 'inner' has body 'test_validation:test_a_body_that_cannot_be_imported_by_name"
     )
     assert warning.endswith("cannot be imported by name: define it at the top level of an importable module")
+
+
+def test_a_job_name_over_the_length_limit_is_refused_with_its_length() -> None:
+    name = "j" * 20_000
+    assert problems(flow(mk(name))) == [
+        f"job name {name[:60]!r}... in workflow 'nightly-etl' is 20000 characters long; the limit is 128"
+    ]
+
+
+def test_a_job_name_at_the_length_limit_is_accepted() -> None:
+    compile(flow(mk("j" * 128)))

@@ -80,3 +80,38 @@ def test_a_diagram_path_that_is_a_directory_is_refused_before_the_run(
     code, err = _cli(capsys, "run", NESTED, *MOCK, "--diagram", str(folder))
     assert code == 2
     assert f"--diagram {folder}: is a directory" in err
+
+
+def test_a_job_name_too_long_for_graphviz_is_refused_before_drawing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "long.py"
+    source.write_text(
+        "from flowkit import job, workflow\n\n"
+        f"a = job('{'a' * 16_400}', target='fn-a', timeout=5)\n\n"
+        "@workflow\ndef long():\n    return a\n"
+    )
+    code, err = _cli(capsys, "diagram", str(source), "-o", str(tmp_path / "out.svg"))
+    assert code == 1
+    assert "is 16400 characters long; the limit is 128" in err
+    assert not (tmp_path / "out.svg").exists()
+
+
+def test_a_condition_nested_150_deep_is_refused_at_the_users_line_by_validate_and_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "deep_condition.py"
+    source.write_text(
+        "from flowkit import input, job, when, workflow\n\n"
+        "a = job('a', target='fn-a', timeout=5)\n"
+        "b = job('b', target='fn-b', timeout=5)\n"
+        "cond = input['x'] == 1\n"
+        "for _ in range(75):\n    cond = ~(cond | (input['y'] == 2))\n\n"
+        "@workflow\ndef deep():\n    return a >> when(cond, then=b)\n"
+    )
+    # The condition is refused while the module builds it, so the loader reports it with the user's line.
+    for command in ("validate", "run"):
+        code, err = _cli(capsys, command, str(source))
+        assert code == 2, command
+        assert "nested deeper than 32 levels" in err, command
+        assert "cond = ~(cond | (input['y'] == 2))" in err, command

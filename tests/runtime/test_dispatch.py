@@ -166,3 +166,49 @@ def test_a_job_without_function_or_over_the_limit_is_not_invoked(aws: Any) -> No
     with pytest.raises(DispatchError, match="over the limit of 10 bytes"):
         LambdaDispatcher(client, payload_limit=10).dispatch(spec, build_payload(run, spec, 1))
     assert client.calls == []
+
+
+def test_an_invoke_that_times_out_reading_is_uncertain_and_sent_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A Lambda API stand-in on 127.0.0.1 that reads the request and never answers: the request did
+    # reach it, so flowkit must neither treat it as "not sent" nor let botocore send it again.
+    import socket
+    import threading
+
+    from flowkit.errors import DispatchUncertain
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    server = socket.create_server(("127.0.0.1", 0))
+    requests: list[bytes] = []
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            requests.append(conn.recv(65536))
+            held.append(conn)  # never answered
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        run, spec = _run()
+        spec = {**spec, "target": {"function": "fn-c", "qualifier": None}}
+        dispatcher = LambdaDispatcher(
+            endpoint_url=f"http://127.0.0.1:{server.getsockname()[1]}", read_timeout=0.5
+        )
+        with pytest.raises(DispatchUncertain, match="may have reached Lambda"):
+            dispatcher.dispatch(spec, build_payload(run, spec, 1))
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+    assert len(requests) == 1
+    assert requests[0].startswith(b"POST /2015-03-31/functions/fn-c/invocations")
