@@ -352,6 +352,21 @@ class Runtime:
         )
         self._arm(run_id, retry_at)
 
+    def _reemit_retrying(
+        self, run_id: str, workflow: str, job: str, attempt: int, current: Mapping[str, Any]
+    ) -> None:
+        """A repeated outcome that finds its attempt waiting for a retry inserts the ``retrying`` event
+        again: the handler that recorded it may have died before inserting it (rule 8: every event
+        flowkit owes is re-inserted by a later delivery; the unique key makes the repeat harmless)."""
+        if current.get("state") != JobState.WAITING or current.get("attempt") != attempt:
+            return
+        due = current.get("due")
+        if not isinstance(due, datetime):
+            return  # a projection without the due time: the sweep's retry still happens
+        history = (current.get("attempts") or {}).get(str(attempt))
+        error = history.get("error") if isinstance(history, Mapping) else None
+        self._retrying(run_id, workflow, job, attempt, error, due)
+
     def _get_run(self, run_id: str, projection: Mapping[str, Any] | None) -> RunDoc | None:
         return self.store.get_run(run_id, projection=projection)
 
@@ -448,6 +463,7 @@ class Runtime:
             return None
         if _already_recorded(current, state, attempt):
             self._emit_owed(owed)
+            self._reemit_retrying(run_id, run["workflow"], job, attempt, current)
             return run  # a duplicate delivery, or the other handler recorded it first
         self._reject(
             status,
@@ -815,6 +831,7 @@ class Runtime:
                 return None
             if _already_recorded(current, state, attempt):
                 self._emit_owed(owed)
+                self._reemit_retrying(run_id, str(status["workflow"]), job, attempt, current)
                 return entry, snapshot  # a duplicate delivery, or the other handler recorded it first
             self._reject(
                 status,

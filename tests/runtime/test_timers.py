@@ -16,6 +16,7 @@ from flowkit.errors import RejectedReport
 from flowkit.local.clock import VirtualClock
 from flowkit.local.embedded import embedded_database
 from flowkit.runtime import engine
+from flowkit.runtime.events import to_envelope
 from flowkit.runtime.start import start_run
 
 RETRY3 = {"max_attempts": 3, "interval_seconds": 10.0, "backoff_rate": 2.0}
@@ -306,3 +307,29 @@ def test_the_sweep_reads_only_runs_with_something_due() -> None:
     fired = world.fire_timers()
 
     assert sorted(r["run_id"] for r in fired) == ["r-3", "r-7"]
+
+
+def test_a_retrying_event_lost_in_a_crash_is_inserted_again_by_the_next_delivery() -> None:
+    # Given a failed attempt recorded as waiting for its retry, whose handler died before it inserted
+    # the `retrying` event (simulated by deleting that event)
+    world, _clock = _world({"a": ["fail", "success"]})
+    start_run(world.store, document("retry", [job("a", retry=RETRY3), job("b", "a")]), {}, run_id="r")
+    world.drain()
+    waiting = _job(world, "r", "a")
+    assert (waiting["state"], waiting["attempt"]) == ("waiting", 1)
+    lost = world.store.statuses.find_one({"run_id": "r", "job": "a", "status": "retrying"})
+    assert lost is not None
+    world.store.statuses.delete_one({"_id": lost["_id"]})
+
+    # When the `failed` event of that attempt is delivered again, to either handler
+    failed = next(s for s in world.statuses if s["job"] == "a" and s["status"] == "failed")
+    envelope = to_envelope(failed, database=world.store.database.name, collection=world.store.statuses.name)
+    world.runtime.statemachine_job(envelope, None)
+
+    # Then the retrying event is back, the same as the lost one, and nothing else changed
+    again = world.store.statuses.find_one({"run_id": "r", "job": "a", "status": "retrying"})
+    assert again is not None
+    assert (again["key"], again["output"], again["error"]) == (lost["key"], lost["output"], lost["error"])
+    assert _job(world, "r", "a") == waiting
+    world.runtime.orchestrator_job(envelope, None)  # a second repeat inserts nothing new
+    assert world.store.statuses.count_documents({"run_id": "r", "job": "a", "status": "retrying"}) == 1
