@@ -26,7 +26,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "runtime"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "_shared"))  # pytest's pythonpath
 
-from _timer_scenarios import TimerScenario
 from test_order_control import check_control_invariants
 from test_order_independence import SCENARIOS, RandomChoices, run_schedule
 
@@ -41,9 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     failures: list[tuple[str, int]] = []
     total_began = time.perf_counter()
-    default = [
-        n for n in sorted(SCENARIOS) if not (args.controls and isinstance(SCENARIOS[n], TimerScenario))
-    ]
+    default = sorted(SCENARIOS)
     for name in args.scenario or default:
         began = time.perf_counter()
         for seed in range(args.seed, args.seed + args.n):

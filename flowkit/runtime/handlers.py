@@ -337,8 +337,11 @@ class Runtime:
         error: ErrorDoc | None,
         retry_at: datetime,
     ) -> None:
-        """After the update that sent a job to ``waiting``: its ``retrying`` event, the wake-up armed."""
-        self.store.insert_status(
+        """After the update that sent a job to ``waiting``: its ``retrying`` event, the wake-up armed.
+
+        Only the caller that inserted the event arms the wake-up, so a repeated delivery that finds the
+        event already there sends no second SQS message."""
+        inserted = self.store.insert_status(
             make_status(
                 run_id,
                 workflow,
@@ -350,7 +353,8 @@ class Runtime:
                 time=self.store.now(),
             )
         )
-        self._arm(run_id, retry_at)
+        if inserted:
+            self._arm(run_id, retry_at)
 
     def _reemit_retrying(
         self, run_id: str, workflow: str, job: str, attempt: int, current: Mapping[str, Any]
