@@ -138,7 +138,7 @@ def _check_names(d: _Doc) -> Iterator[str]:
 
 
 def _shown(name: str) -> str:
-    """A name for a message: whole when short, its start and length when not."""
+    """A name for a message: whole when short, its first 60 characters when not."""
     return repr(name) if len(name) <= 80 else f"{name[:60]!r}..."
 
 
