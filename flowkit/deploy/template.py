@@ -384,9 +384,15 @@ def build_template(
         }
         qualifiers = sorted(entry["qualifiers"]) or [None]
         if entry["qualifiers"]:
+            # A Version is only published again when one of its properties changes: naming the
+            # artifact's key makes every new jobs artifact (a new key) publish a new version, which the
+            # aliases then point at. Upload each build under its own key (flowkit package names it).
             resources[f"{logical}Version"] = {
                 "Type": "AWS::Lambda::Version",
-                "Properties": {"FunctionName": _ref(logical)},
+                "Properties": {
+                    "FunctionName": _ref(logical),
+                    "Description": {"Fn::Sub": "flowkit jobs artifact ${JobsKey}"},
+                },
             }
         for qualifier in qualifiers:
             suffix = "" if qualifier is None else _logical("", qualifier, set())

@@ -199,3 +199,17 @@ def test_moto_creates_the_stack_of_every_example() -> None:
             "Rules"
         ]
         assert sorted(r["Name"] for r in rules) == sorted(STATUS_RULES)
+
+
+def test_a_new_jobs_artifact_key_publishes_a_new_version_behind_each_alias() -> None:
+    # A Version is replaced (a new one published) only when one of its properties changes: each one
+    # names the jobs artifact's key, so deploying a build under a new key moves the aliases to it.
+    template = template_of("nightly-etl")
+    versions = of_type(template, "AWS::Lambda::Version")
+    aliases = of_type(template, "AWS::Lambda::Alias")
+    assert versions and aliases
+    for version in versions.values():
+        assert version["Properties"]["Description"] == {"Fn::Sub": "flowkit jobs artifact ${JobsKey}"}
+    for alias in aliases.values():
+        [target] = alias["Properties"]["FunctionVersion"]["Fn::GetAtt"][:1]
+        assert target in versions
