@@ -624,19 +624,29 @@ class Runtime:
         (``DispatchUncertain``), when the claim is kept.
         """
         run_id, name = run["_id"], spec["name"]
+        prepared = self._prepare(run, spec, attempt)
+        if isinstance(prepared, str):
+            return self._fail_claimed(run, name, attempt, DISPATCH_ERROR, prepared)
+        self._send(run_id, name, attempt, *prepared)
+        return None
+
+    def _prepare(
+        self, run: Mapping[str, Any], spec: Mapping[str, Any], attempt: int
+    ) -> tuple[Any, Doc] | str:
+        """What to hand the dispatcher for a claimed job, ``(spec, payload)``, or why it can never be sent.
+
+        A payload that cannot be sent (over the limit, not JSON) makes the job fail like a job that
+        failed itself, so failure handling, the run's end and notifications follow the usual path.
+        """
         try:
             payload = build_payload(run, spec, attempt, limit=self.payload_limit)
             # Copies: the run's config and input are shared with the run cache, and a dispatcher that
             # hands them to code in this process (the local runner) must not be able to change them.
-            spec_copy, payload_copy = copy.deepcopy(spec), copy.deepcopy(payload)
+            return copy.deepcopy(spec), copy.deepcopy(payload)
         except Exception as exc:
-            # The job can never start with this payload: it fails like a job that failed itself,
-            # so failure handling, the run's end and notifications all follow the usual path.
-            message = _payload_problem(exc, name, run_id)
+            message = _payload_problem(exc, spec["name"], run["_id"])
             logger.error("%s", message)
-            return self._fail_claimed(run, name, attempt, DISPATCH_ERROR, message)
-        self._send(run_id, name, attempt, spec_copy, payload_copy)
-        return None
+            return message
 
     def _send(self, run_id: str, name: str, attempt: int, spec: Mapping[str, Any], payload: Doc) -> None:
         """Hand a claimed job to the dispatcher (rule 8 for its errors)."""
@@ -696,12 +706,9 @@ class Runtime:
         attempt += 1
         if due is not None:
             self._arm(run_id, due)
-        try:
-            payload = build_payload(after, spec, attempt, limit=self.payload_limit)
-            spec_copy, payload_copy = copy.deepcopy(spec), copy.deepcopy(payload)
-        except Exception as exc:
-            message = _payload_problem(exc, name, run_id)
-            logger.error("%s", message)
+        prepared = self._prepare(after, spec, attempt)
+        if isinstance(prepared, str):
+            message = prepared
             entry = self.run_cache.get(run_id)
             if entry is not None and entry.get("plan") is not None and entry["plan"].counted:
                 self._fail_claimed_counted(entry, run_id, name, attempt, DISPATCH_ERROR, message)
@@ -710,7 +717,7 @@ class Runtime:
             self._settle(failed)
             return failed
         try:
-            self.dispatcher.dispatch(spec_copy, payload_copy)
+            self.dispatcher.dispatch(*prepared)
         except DispatchUncertain:
             logger.exception("dispatch of retry %s/%s attempt %s may have arrived", run_id, name, attempt)
         except Exception:
@@ -1054,17 +1061,10 @@ class Runtime:
             "input": entry.get("input"),
             "jobs": nested(claimed).get("jobs", {}),
         }
-        try:
-            payload = build_payload(view, spec, attempt, limit=self.payload_limit)
-            # Copies: the run's config and input are shared with the run cache, and a dispatcher that
-            # hands them to code in this process (the local runner) must not be able to change them.
-            spec_copy, payload_copy = copy.deepcopy(spec), copy.deepcopy(payload)
-        except Exception as exc:
-            # The job can never start with this payload: it fails like a job that failed itself.
-            message = _payload_problem(exc, name, run_id)
-            logger.error("%s", message)
-            return self._fail_claimed_counted(entry, run_id, name, attempt, DISPATCH_ERROR, message)
-        self._send(run_id, name, attempt, spec_copy, payload_copy)
+        prepared = self._prepare(view, spec, attempt)
+        if isinstance(prepared, str):
+            return self._fail_claimed_counted(entry, run_id, name, attempt, DISPATCH_ERROR, prepared)
+        self._send(run_id, name, attempt, *prepared)
         return None
 
     def _fail_claimed_counted(
