@@ -11,8 +11,8 @@ seed; exits 1 if any schedule broke an invariant. Replay one with ``--seed S`` a
 
 ``--controls``: every schedule also takes an operator's ``cancel`` and ``redrive`` at random points
 (``tests/runtime/test_order_control.py``), and is checked with its invariants (each attempt dispatched
-once, the run ends exactly once per redrive, no job left unfinished). Only the scenarios without timers
-by default: the control invariants do not cover timer scenarios yet.
+once, the run ends exactly once per redrive, no job left unfinished), every scenario by default,
+the timer scenarios included (every timer is let fire at the end).
 """
 
 from __future__ import annotations

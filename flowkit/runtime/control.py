@@ -31,6 +31,7 @@ from flowkit.conditions import referenced_jobs
 from flowkit.errors import RunError, UnknownRun
 from flowkit.runtime import engine
 from flowkit.runtime.store import Store, end_event, epoch_ms, make_status
+from flowkit.runtime.timers import as_datetime
 from flowkit.vocab import FAILED_STATES, JOB_TERMINAL_STATES, OPEN_STATES, EventStatus, JobState, RunStatus
 
 __all__ = ["REDRIVABLE", "Redrive", "cancel_run", "jobs_to_redrive", "redrive_run"]
@@ -98,7 +99,9 @@ def cancel_run(store: Store, run_id: str, *, reason: str | None = None) -> bool:
     ]
     cancelled = store.cancel_jobs(run_id, open_names)
     stored_reason = reason if won else run.get("end_reason", reason)
-    store.insert_status(end_event(run, RunStatus.CANCELLED, output={"reason": stored_reason or _NO_REASON}))
+    store.insert_status(
+        end_event(run, RunStatus.CANCELLED, output={"reason": stored_reason or _NO_REASON}, time=store.now())
+    )
     if won:
         logger.info("run %s cancelled (%s); jobs cancelled: %s", run_id, reason, ", ".join(cancelled))
     return won
@@ -209,6 +212,13 @@ def redrive_run(store: Store, run_id: str) -> Redrive:
                 workflow=run.get("workflow"),
             )
         count = int(run.get("redrive_count") or 0)
+        # The end event of the ending being redriven, owed by whoever ended it: inserted again (a no-op
+        # when it is there), since once the run is running again nothing else would (rule 8). A timer
+        # that ended the run, or a cancel, may not have inserted it yet.
+        output = {"reason": run.get("end_reason") or _NO_REASON} if status == RunStatus.CANCELLED else None
+        store.insert_status(
+            end_event(run, status, output=output, time=as_datetime(run.get("ended_at")) or store.now())
+        )
         names = jobs_to_redrive(run)
         query: Doc = {
             "_id": run_id,
@@ -255,7 +265,8 @@ def redrive_run(store: Store, run_id: str) -> Redrive:
         sets.update({"phase": phase, "phase_index": index})
         if "remaining" in run:  # a run decided on counters: set them to what the reset run holds
             sets.update(_counters(after))
-        result = store.runs.update_one(query, {"$set": sets})
+        # timer_seq moves too: a sweep that read the ended run must not unset the new next_due_ms
+        result = store.runs.update_one(query, {"$set": sets, "$inc": {"timer_seq": 1}})
         if result.modified_count == 1:
             logger.info("run %s redriven (redrive %d): %s", run_id, count + 1, ", ".join(names))
             store.insert_status(

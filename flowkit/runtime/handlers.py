@@ -129,6 +129,7 @@ def _failure(
         status["attempt"],
         EventStatus.FAILED,
         error=error,
+        time=status.get("time"),  # the reported outcome's time (the job side's clock)
     )
     return JobState.FAILED, None, error, owed
 
@@ -315,18 +316,51 @@ class Runtime:
     # ------------------------------------------------------------------ steps
 
     def _retry_at(
-        self, spec: Mapping[str, Any], state: str, attempt: int, error: Mapping[str, Any] | None
+        self,
+        spec: Mapping[str, Any],
+        state: str,
+        attempt: int,
+        error: Mapping[str, Any] | None,
+        base: int = 0,
     ) -> datetime | None:
         """Rule 12: when the next attempt may start, if this outcome is a failure the policy retries.
 
         The attempt count is checked by the update itself (against the job's ``attempt_base``, which a
-        redrive moves): here only whether the policy retries this error type at all.
+        redrive moves): here only whether the policy retries this error type at all. The backoff counts
+        the attempts since ``base`` (the job's ``attempt_base``: a redrive's attempts start again at 1).
         """
         if state not in FAILED_STATES:
             return None
         if not engine.retryable(spec, 1, (error or {}).get("type")):
             return None
-        return self.store.now() + timedelta(seconds=engine.retry_delay(spec, attempt))
+        return self.store.now() + timedelta(seconds=engine.retry_delay(spec, attempt - base))
+
+    def _rebase_retry(
+        self,
+        run_id: str,
+        job: str,
+        spec: Mapping[str, Any],
+        state: str,
+        attempt: int,
+        error: Mapping[str, Any] | None,
+        after: Mapping[str, Any],
+        retry_at: datetime,
+    ) -> datetime:
+        """The retry due time of a job just sent to ``waiting``, counted from its redrive.
+
+        The update that recorded the failure computed the backoff from the attempt number alone (the
+        job's ``attempt_base`` is only known once it is read back, in ``after``). For a job redriven
+        (``attempt_base`` > 0) the due time is moved to the backoff of its attempt since the redrive,
+        one compare-and-set on the job still waiting at ``attempt``; otherwise it stays.
+        """
+        entry = (nested(after).get("jobs") or {}).get(job)
+        base = int(entry.get("attempt_base") or 0) if isinstance(entry, Mapping) else 0
+        if base <= 0:
+            return retry_at
+        due = self._retry_at(spec, state, attempt, error, base=base)
+        if due is None or not self.store.move_retry(run_id, job, attempt, to=due):
+            return retry_at
+        return due
 
     def _retrying(
         self,
@@ -523,7 +557,8 @@ class Runtime:
         run = record(retry_at)
         if run is None and retry_at is not None:
             run = record(None)  # not running any more, or no attempt left: the failure is final
-        elif run is not None and retry_at is not None:
+        elif run is not None and retry_at is not None and spec is not None:
+            retry_at = self._rebase_retry(run_id, job, spec, state, attempt, error, run, retry_at)
             self._retrying(run_id, run["workflow"], job, attempt, error, retry_at)
         return run
 
@@ -673,7 +708,9 @@ class Runtime:
         """
         run_id = run["_id"]
         error: ErrorDoc = {"type": error_type, "message": short_text(clean_text(message))}
-        status = make_status(run_id, run["workflow"], name, attempt, EventStatus.FAILED, error=error)
+        status = make_status(
+            run_id, run["workflow"], name, attempt, EventStatus.FAILED, error=error, time=self.store.now()
+        )
         self.store.insert_status(status)
         after = self._record_outcome(run_id, name, attempt, JobState.FAILED, None, error, status["time"])
         if after is None:  # recorded meanwhile by a handler of the event just inserted
@@ -887,6 +924,7 @@ class Runtime:
         if after is None and retry_at is not None:
             after = record(None)  # not running any more, or no attempt left: the failure is final
         elif after is not None and retry_at is not None:
+            retry_at = self._rebase_retry(run_id, job, spec, state, attempt, error, after, retry_at)
             self._retrying(run_id, str(status["workflow"]), job, attempt, error, retry_at)
         return after
 
@@ -1073,7 +1111,9 @@ class Runtime:
         """``_fail_claimed`` on the counters: the failed event first, then the failure (rule 8)."""
         plan: engine.Plan = entry["plan"]
         error: ErrorDoc = {"type": error_type, "message": short_text(clean_text(message))}
-        status = make_status(run_id, entry["workflow"], name, attempt, EventStatus.FAILED, error=error)
+        status = make_status(
+            run_id, entry["workflow"], name, attempt, EventStatus.FAILED, error=error, time=self.store.now()
+        )
         self.store.insert_status(status)
         projection = project(ready=plan.dependents[name])
         after = self.store.record_outcome(
@@ -1123,7 +1163,7 @@ class Runtime:
         return self.store.cancel_jobs(run_id, names) if names else []
 
     def _insert_end_event(self, run: Mapping[str, Any], result: str) -> None:
-        self.store.insert_status(end_event(run, result))
+        self.store.insert_status(end_event(run, result, time=self.store.now()))
 
     def _get_notifier(self) -> Notifier | None:
         if self._notifier is None and self._notifier_factory is not None:

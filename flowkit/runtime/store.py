@@ -142,11 +142,14 @@ def _run(doc: Doc | None) -> RunDoc | None:
     return cast("RunDoc | None", doc)
 
 
-def end_event(run: Mapping[str, Any], status: str, *, output: Any = None) -> StatusDoc:
-    """The workflow-level event of a run ending as ``status`` (a ``RunStatus``).
+def end_event(
+    run: Mapping[str, Any], status: str, *, output: Any = None, time: datetime | None = None
+) -> StatusDoc:
+    """The workflow-level event of a run ending as ``status`` (a ``RunStatus``), at ``time``.
 
     Its attempt is the run's ``redrive_count``, so each redrive of a run ends with an event of its own
     (``r-1/*/0/failed``, then ``r-1/*/1/success``), and ending the same time twice inserts once.
+    Callers pass their store's clock (``Store.now``), so a run on a virtual clock ends on that clock.
     """
     return make_status(
         run["_id"],
@@ -155,6 +158,7 @@ def end_event(run: Mapping[str, Any], status: str, *, output: Any = None) -> Sta
         int(run.get("redrive_count") or 0),
         RUN_END_EVENTS[RunStatus(status)],
         output=output,
+        time=time,
     )
 
 
@@ -728,6 +732,16 @@ class Store:
             projection={"timer_seq": 1},
             return_document=ReturnDocument.AFTER,
         )
+
+    def move_retry(self, run_id: str, job: str, attempt: int, *, to: datetime) -> bool:
+        """Rule 12: the retry of a job ``waiting`` after ``attempt`` is due at ``to`` instead."""
+        prefix = job_path(job)
+        update: Doc = {"$set": {}}
+        _set_timer(update, prefix, to, TimerKind.RETRY)
+        result = self.runs.update_one(
+            {"_id": run_id, f"{prefix}.state": JobState.WAITING, f"{prefix}.attempt": attempt}, update
+        )
+        return result.modified_count == 1
 
     def set_next_due(self, run_id: str, seq: int, due: datetime | None) -> bool:
         """Rule 12: store the earliest due time of a run, if no timer was set since it was computed."""

@@ -12,7 +12,8 @@ A run holds at most one timer per job (``jobs.<name>.due`` + ``jobs.<name>.timer
   forward). The event is recorded like a ``failed`` outcome by the statemachine and orchestrator
   handlers, so retries, failure handling and the run's end follow the usual path, and a timed-out
   attempt's own late outcome is rejected as stale;
-- the run's ``deadline`` ends the run ``timed_out`` (a compare-and-set on ``status: running``).
+- the run's ``deadline`` (``redrive_deadline`` after a redrive) ends the run ``timed_out`` (a
+  compare-and-set on ``status: running`` and on the ``redrive_count`` it was read with).
 
 Firing twice, late, or racing the job's own outcome is harmless: every step is a compare-and-set on
 the job's state and attempt, and status events are idempotent by key.
@@ -140,7 +141,12 @@ def fire_run(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dict[st
     deadline = as_datetime(run.get("redrive_deadline") or run.get("deadline"))
     if deadline is not None and deadline <= now:
         phases = len(run["config"]["phases"])
-        if store.end_run(run_id, RunStatus.TIMED_OUT, phase_index=phases, at=now, keep_due=True):
+        # The end compare-and-set of rule 5 on the redrive this deadline belongs to: a sweep holding a
+        # snapshot from before a cancel and a redrive cannot end the redriven run with the old deadline.
+        redrive = int(run.get("redrive_count") or 0)
+        if store.end_run(
+            run_id, RunStatus.TIMED_OUT, phase_index=phases, at=now, keep_due=True, redrive=redrive
+        ):
             logger.info("run %s timed out", run_id)
             fired["ended"] = RunStatus.TIMED_OUT.value
         latest = store.get_run(

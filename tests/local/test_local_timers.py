@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flowkit import Retry, job, workflow
@@ -115,3 +115,20 @@ def test_a_workflow_timeout_ends_the_run_timed_out() -> None:
 
     assert run.status == "timed_out"
     assert [e.status for e in run.events if e.job is None] == ["started", "timed_out"]
+
+
+def test_on_a_virtual_clock_every_event_is_on_that_clock_the_end_event_too() -> None:
+    # Given a run whose only job fails twice with a ten-minute backoff, then fails for good
+    flow = _flow(retry=Retry(attempts=3, interval=timedelta(minutes=10), backoff=1.0))
+    clock = VirtualClock(datetime(2030, 1, 1, tzinfo=UTC))  # far from the wall clock
+
+    # When it runs on a virtual clock
+    run = run_workflow(flow, mocks={"work": failure("Broken", "no")}, clock=clock)
+
+    # Then its end event is stamped when the run ended on that clock, twenty minutes in
+    assert run.status == "failed"
+    end = next(e for e in run.events if e.job is None and e.status == "failed")
+    assert run.run.ended_at is not None
+    assert end.time == run.run.ended_at
+    assert end.time - run.run.created_at >= timedelta(minutes=20)
+    assert all(e.time.year == 2030 for e in run.events)  # no event on the wall clock

@@ -75,6 +75,14 @@ def timer_scenarios() -> list[TimerScenario]:
             {"a": "fail"},
             frozenset({"timed_out", "failed"}),
         ),
+        TimerScenario(
+            # a hangs, so only the run's deadline ends the run: with cancel and redrive, a sweep that read
+            # the run before them must not end the redriven run with the old deadline
+            "run-timeout-hang",
+            document("bounded-hang", [job("a"), job("b", "a")], timeout=6),
+            {"a": "hang"},
+            frozenset({"timed_out"}),
+        ),
     ]
 
 

@@ -252,3 +252,24 @@ def test_a_redriven_timed_out_run_gets_its_timeout_again(database: Any) -> None:
     assert run["redrive_deadline"] == run["redriven_at"] + timedelta(seconds=60)
     assert timers.next_due(run) == run["redrive_deadline"]
     assert run["next_due_ms"] == int(run["redrive_deadline"].timestamp() * 1000)
+
+
+@pytest.mark.parametrize("ending", ["timed_out", "cancelled"])
+def test_a_redrive_inserts_the_end_event_its_ending_still_owed(any_database: Any, ending: str) -> None:
+    # Given a run ended (by its deadline's timer, or a cancel) by a process that died before it
+    # inserted the end event
+    world = World(any_database)
+    start_run(world.store, compile(flow(mk("a") >> mk("b"), name="slow", timeout=60)), {}, run_id="r")
+    reason = "operator" if ending == "cancelled" else None
+    assert world.store.end_run("r", ending, phase_index=2, reason=reason, keep_due=ending == "timed_out")
+    assert _workflow_events(world, "r") == [("started", 0)]
+
+    # When it is redriven (from now on nothing else would insert the old ending's event)
+    redrive_run(world.store, "r")
+
+    # Then that ending has its one end event, before the redrive's start
+    events = {(e["status"], e["attempt"]): e for e in world.store.statuses.find({"run_id": "r", "job": None})}
+    assert sorted(events) == sorted([("started", 0), (ending, 0), ("started", 1)])
+    assert events[ending, 0]["time"] <= events["started", 1]["time"]
+    if ending == "cancelled":
+        assert events[ending, 0]["output"] == {"reason": "operator"}

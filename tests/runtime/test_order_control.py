@@ -106,7 +106,15 @@ def check_control_invariants(world: World, run_id: str) -> None:
     assert set(world.runtime.rejections) <= allowed, world.runtime.rejections
 
 
-CONTROL_SCENARIOS = ["join", "payment-happy", "handled-failure", "unhandled-failure", "nested"]
+# run-timeout-hang: the run's deadline racing a cancel and a redrive (the soak takes every scenario)
+CONTROL_SCENARIOS = [
+    "join",
+    "payment-happy",
+    "handled-failure",
+    "unhandled-failure",
+    "nested",
+    "run-timeout-hang",
+]
 
 
 @pytest.mark.parametrize("controls", [("cancel",), ("cancel", "redrive"), ("redrive",)])

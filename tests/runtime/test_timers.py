@@ -333,3 +333,113 @@ def test_a_retrying_event_lost_in_a_crash_is_inserted_again_by_the_next_delivery
     assert _job(world, "r", "a") == waiting
     world.runtime.orchestrator_job(envelope, None)  # a second repeat inserts nothing new
     assert world.store.statuses.count_documents({"run_id": "r", "job": "a", "status": "retrying"}) == 1
+
+
+# ---------------------------------------------------------------------- after a redrive
+
+
+@pytest.mark.parametrize("path", ["counters", "whole-document"])
+def test_the_backoff_of_a_redriven_job_counts_from_its_redrive(path: str) -> None:
+    # Given a job that failed its 3 attempts (waiting 10 s, then 20 s), ending the run failed
+    from flowkit.runtime.control import redrive_run
+
+    world, clock = _world({"a": "fail"})
+    jobs = [job("a", retry=RETRY3), job("b", "a")]
+    if path == "whole-document":
+        jobs.append({**job("cleanup", "a"), "run_on": "all_done"})  # always(): decided on the jobs map
+    start_run(world.store, document("retry", jobs), {}, run_id="r")
+    for _ in range(3):
+        world.drain()
+        clock.advance(3600)
+        world.fire_timers()
+    world.drain()
+    assert world.store.get_run("r")["status"] == "failed"  # type: ignore[index]
+
+    # When it is redriven and its first attempt since the redrive (attempt 4) fails
+    redrive_run(world.store, "r")
+    world.drain()
+
+    # Then it waits 10 s, as after attempt 1 (not 10 * 2**3 = 80 s), and the retrying event says so
+    a = _job(world, "r", "a")
+    assert (a["state"], a["attempt"], a["attempt_base"]) == ("waiting", 4, 3)
+    assert a["due"] == a["attempts"]["4"]["finished_at"] + timedelta(seconds=10)
+    event = world.store.statuses.find_one({"run_id": "r", "job": "a", "attempt": 4, "status": "retrying"})
+    assert event is not None and event["output"]["not_before"] == a["due"].isoformat()
+    assert world.store.get_run("r")["next_due_ms"] <= int(a["due"].timestamp() * 1000)  # type: ignore[index]
+    clock.advance(10)
+    world.fire_timers()
+    world.drain()
+    a = _job(world, "r", "a")
+    assert (a["state"], a["attempt"]) == ("waiting", 5)
+    assert a["due"] == a["attempts"]["5"]["finished_at"] + timedelta(seconds=20)  # then 20 s
+    clock.advance(20)
+    world.fire_timers()
+    world.drain()
+    run = world.store.get_run("r")
+    assert run is not None
+    # the fresh budget is 3 attempts: 4, 5, 6
+    assert (run["status"], run["jobs"]["a"]["state"], run["jobs"]["a"]["attempt"]) == ("failed", "failed", 6)
+
+
+def test_a_run_timeout_read_before_a_redrive_does_not_end_the_redriven_run() -> None:
+    # Given a run past its timeout, read by a sweep (the snapshot it fires on)
+    from flowkit.runtime import timers
+    from flowkit.runtime.control import cancel_run, redrive_run
+
+    world, clock = _world({"a": "hang"})
+    start_run(world.store, document("slow", [job("a"), job("b", "a")], timeout=60), {}, run_id="r")
+    world.drain()
+    clock.advance(61)
+    stale = world.store.get_run("r")
+    assert stale is not None and stale["status"] == "running"
+
+    # When the run is cancelled and redriven before that sweep fires
+    cancel_run(world.store, "r", reason="operator")
+    redrive_run(world.store, "r")
+    world.drain(jobs=False)
+    fired = timers.fire_run(world.runtime, stale, world.store.now())
+
+    # Then the old deadline ends nothing: the redriven run runs on with its own deadline
+    run = world.store.get_run("r")
+    assert run is not None
+    assert fired["ended"] is None
+    assert (run["status"], run["redrive_count"]) == ("running", 1)
+    assert run["redrive_deadline"] == run["redriven_at"] + timedelta(seconds=60)
+    assert [e["status"] for e in world.store.statuses.find({"run_id": "r", "job": None})] == [
+        "started",
+        "cancelled",
+        "started",
+    ]
+    # and its own deadline still fires: the redriven run times out once, at redrive + 60 s
+    clock.advance(60)
+    world.fire_timers()
+    run = world.store.get_run("r")
+    assert run is not None and run["status"] == "timed_out"
+    ends = [(e["attempt"], e["status"]) for e in world.store.statuses.find({"run_id": "r", "job": None})]
+    assert sorted(ends) == [(0, "cancelled"), (0, "started"), (1, "started"), (1, "timed_out")]
+
+
+def test_a_sweep_of_the_ended_run_does_not_drop_the_redriven_runs_deadline() -> None:
+    # Given a run timed out by its deadline, read by a sweep while it is ended (its timers are void)
+    from flowkit.runtime import timers
+    from flowkit.runtime.control import redrive_run
+
+    world, clock = _world({"a": "hang"})
+    start_run(world.store, document("slow", [job("a")], timeout=60), {}, run_id="r")
+    world.drain()
+    clock.advance(60)
+    world.store.end_run("r", "timed_out", phase_index=1, keep_due=True)  # the sweep's end, before its event
+    ended = world.store.get_run("r")
+    assert ended is not None and "next_due_ms" in ended
+
+    # When the run is redriven before that sweep finishes with it
+    redrive_run(world.store, "r")
+    timers.fire_run(world.runtime, ended, world.store.now())
+
+    # Then the redriven run keeps its deadline's sweep key, and the deadline fires
+    run = world.store.get_run("r")
+    assert run is not None
+    assert run["next_due_ms"] == int(run["redrive_deadline"].timestamp() * 1000)
+    clock.advance(60)
+    world.fire_timers()
+    assert world.store.get_run("r")["status"] == "timed_out"  # type: ignore[index]
