@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="flowkit",
         description="Workflows as code for AWS Lambda, MongoDB and EventBridge.",
         epilog="exit codes: 0 done; 1 what was asked for failed (run failed, drift, invalid workflow); "
-        "2 usage or bad input (unknown TARGET, bad JSON, bad mock).",
+        "2 usage or bad input (unknown TARGET, bad JSON, bad mock); 130 flowkit run aborted by a second Ctrl-C.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMANDS:

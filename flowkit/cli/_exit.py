@@ -4,6 +4,7 @@
     1  what was asked for failed: the run failed, compiled files drifted, the workflow is invalid,
        MongoDB could not be reached, a diagram could not be rendered
     2  usage or bad input: unknown option or TARGET, bad JSON, a bad mock, missing configuration
+  130  ``flowkit run`` aborted by a second Ctrl-C (the first cancels the run; ``cli._run.ABORTED``)
 
 A subcommand returns 0 or ``FAILED`` for outcomes it reports itself (a failed run, drift) and raises a
 ``FlowkitError`` for everything else; ``exit_code`` maps the exception to its code by the first class

@@ -13,7 +13,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from flowkit.local.environment import LocalEnvironment
+    from flowkit.local.environment import LocalEnvironment, LocalRunHandle
     from flowkit.local.mocks import Mocks, Outcome, failure, load_mock_file, success
     from flowkit.local.result import LocalRun, RunLocation
     from flowkit.local.runner import run_workflow
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "LocalEnvironment",
     "LocalRun",
+    "LocalRunHandle",
     "Mocks",
     "Outcome",
     "RunLocation",
@@ -33,6 +34,7 @@ __all__ = [
 _LAZY = {
     "LocalEnvironment": "flowkit.local.environment",
     "LocalRun": "flowkit.local.result",
+    "LocalRunHandle": "flowkit.local.environment",
     "RunLocation": "flowkit.local.result",
     "run_workflow": "flowkit.local.runner",
     "Mocks": "flowkit.local.mocks",

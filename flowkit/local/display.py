@@ -214,4 +214,8 @@ def render_summary(run: LocalRun, console: Any = None) -> None:
                 soft_wrap=True,
             )
     style = "green" if status == RunStatus.SUCCEEDED else "bold red"
-    console.print(f"[{style}]run {status}[/] — run document: {run.location}", highlight=False, soft_wrap=True)
+    reason = document.get("end_reason")
+    why = f" ({reason})" if reason else ""
+    console.print(
+        f"[{style}]run {status}[/]{why} — run document: {run.location}", highlight=False, soft_wrap=True
+    )

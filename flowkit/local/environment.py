@@ -11,6 +11,12 @@ job-side ``Reporter``. ``run`` starts a run with ``start_run`` and waits until i
 is left in flight, then returns the finished run. Runs go through one at a time (``run`` holds a
 lock); each gets its own run id, bodies and mocks, and its own events.
 
+A run can be cancelled while it goes: ``env.cancel(run_id)`` from another thread (the CLI does it on
+Ctrl-C), or ``run(..., cancel_after=SECONDS)`` on the run's own clock (so a virtual clock jumps to it
+like to any timer). Both go through ``flowkit.runtime.control.cancel_run``, as ``flowkit cancel`` does,
+and ``run`` returns the cancelled run once the jobs that were already running have reported.
+``env.start(...)`` runs in the background and returns a ``LocalRunHandle`` (``cancel``, ``wait``).
+
 A run that returns with work still in flight (it timed out, or ended while a job was stuck) leaves
 the bus and the dispatcher busy: the environment then retires them and builds fresh ones for the next
 run, so a stuck job of one run never delays another. ``flowkit.local.runner.run_workflow`` is the
@@ -26,13 +32,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
 from flowkit.document import Run, StatusEvent
-from flowkit.errors import ConfigError, RunError, StoreUnavailable
+from flowkit.errors import BadArgument, ConfigError, RunError, StoreUnavailable
 from flowkit.local._activity import Activity
 from flowkit.local._target import check_runnable, resolve
 from flowkit.local.bus import DeadLetter, EventBus
@@ -40,7 +46,7 @@ from flowkit.local.clock import Clock, ClockName, make_clock
 from flowkit.local.dispatcher import LocalDispatcher
 from flowkit.local.mocks import Mocks, mocks_from
 from flowkit.local.result import LocalRun, RunLocation
-from flowkit.local.timers import TimerLoop
+from flowkit.local.timers import Scheduled, TimerLoop
 from flowkit.runtime._uri import one_line, redact
 from flowkit.runtime.config import Settings
 from flowkit.vocab import JOB_TERMINAL_STATES, EventStatus, RunStatus
@@ -48,12 +54,35 @@ from flowkit.vocab import JOB_TERMINAL_STATES, EventStatus, RunStatus
 if TYPE_CHECKING:
     from flowkit.runtime.documents import StatusDoc
 
-__all__ = ["LocalEnvironment"]
+__all__ = ["LocalEnvironment", "LocalRunHandle"]
 
 logger = logging.getLogger(__name__)
 
 # how many unfinished jobs an error message names before it only counts the rest
 _SHOWN = 10
+
+
+@dataclass
+class _Request:
+    """A run of this environment being prepared: a cancel asked for before its document exists waits here."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    started: bool = False
+    cancel: list[str | None] = field(default_factory=list)
+
+    def defer(self, reason: str | None) -> bool:
+        """Keep a cancel for when the run has started; False if it has (cancel it in the store)."""
+        with self.lock:
+            if self.started:
+                return False
+            self.cancel.append(reason)
+            return True
+
+    def begin(self) -> list[str | None]:
+        """The run's document exists: the cancels asked for until now."""
+        with self.lock:
+            self.started = True
+            return list(self.cancel)
 
 
 @dataclass
@@ -130,6 +159,7 @@ class LocalEnvironment:
                 f"'{self.settings.runs_collection}': {one_line(exc, mongo_uri or '')}"
             ) from exc
         self._ended: dict[str, threading.Event] = {}
+        self._requests: dict[str, _Request] = {}
         self._machinery: _Machinery | None = None
 
     # ------------------------------------------------------------------ the pieces
@@ -210,53 +240,126 @@ class LocalEnvironment:
         display: bool | None = None,
         console: Any = None,
         run_id: str | None = None,
+        cancel_after: float | timedelta | None = None,
     ) -> LocalRun:
         """Run ``workflow`` (a DSL workflow, a ``WorkflowDocument`` or a CLI target) to completion.
 
         ``mocks`` replaces job outcomes (see ``flowkit.local.mocks``); ``chaos`` overrides the
-        environment's seed for this run. Raises ``InvalidMock`` before starting if a job has neither a
-        body nor a mock, ``RunError`` if the run has not ended after ``timeout`` seconds or stalls
-        (naming the unfinished jobs).
+        environment's seed for this run. ``cancel_after`` (seconds or a ``timedelta``) cancels the run
+        that long after it started, on the environment's clock (virtual time on a virtual clock), unless
+        it ended before; ``cancel(run_id)`` cancels it from another thread. Raises ``InvalidMock``
+        before starting if a job has neither a body nor a mock, ``RunError`` if the run has not ended
+        after ``timeout`` seconds (wall clock) or stalls (naming the unfinished jobs).
         """
+        prepared = self._prepare(workflow, input, mocks, cancel_after, run_id)
+        return self._run_prepared(prepared, chaos, timeout, display, console)
+
+    def start(
+        self,
+        workflow: Any,
+        input: Mapping[str, Any] | None = None,
+        *,
+        mocks: Mocks | Mapping[str, Any] | None = None,
+        chaos: int | None = None,
+        timeout: float = 60,
+        display: bool | None = None,
+        console: Any = None,
+        run_id: str | None = None,
+        cancel_after: float | timedelta | None = None,
+    ) -> LocalRunHandle:
+        """``run`` in a background thread: returns at once a handle to ``cancel`` the run and ``wait``.
+
+        Bad input (an unknown target, a bad mock, a bad ``cancel_after``) raises here, before anything
+        starts; errors of the run itself (a timeout, a stall) are raised by ``wait``.
+        """
+        prepared = self._prepare(workflow, input, mocks, cancel_after, run_id)
+        handle = LocalRunHandle(self, prepared.run_id)
+        handle._start(lambda: self._run_prepared(prepared, chaos, timeout, display, console))
+        return handle
+
+    def cancel(self, run_id: str, *, reason: str | None = None) -> bool:
+        """Cancel a run, e.g. from another thread while ``run`` waits for it; True if this call did.
+
+        The runtime's cancel (``flowkit.runtime.control.cancel_run``): the run ends ``cancelled`` once,
+        pending and waiting jobs are cancelled, jobs already running finish and their outcomes are
+        recorded and change nothing else; one ``cancelled`` event (notification ``run.cancelled``). A
+        run of this environment that has not stored its document yet is cancelled as soon as it has.
+        False: it was already cancelled. ``RunError`` if it ended otherwise, ``UnknownRun`` if no
+        such run exists.
+        """
+        from flowkit.runtime.control import cancel_run
+
+        if reason is not None and not isinstance(reason, str):
+            raise RunError(f"a cancel reason is a string, got {reason!r}", run_id=run_id)
+        request = self._requests.get(run_id)
+        if request is not None and request.defer(reason):
+            return True
+        return cancel_run(self.store, run_id, reason=reason)
+
+    def _prepare(
+        self,
+        workflow: Any,
+        input: Mapping[str, Any] | None,
+        mocks: Mocks | Mapping[str, Any] | None,
+        cancel_after: float | timedelta | None,
+        run_id: str | None,
+    ) -> _Prepared:
         runnable = resolve(workflow)
         document, bodies = runnable.document, runnable.bodies
-        mocks = mocks_from(mocks)
-        check_runnable(document, bodies, mocks)
+        checked = mocks_from(mocks)
+        check_runnable(document, bodies, checked)
         if input is not None and not isinstance(input, Mapping):
             raise RunError(f"the run input must be a JSON object, got {type(input).__name__}")
-        run_id = run_id or _new_run_id(document.name)
-        with self._lock:
-            if self._closed:
-                raise RunError("this local environment is closed", run_id=run_id)
-            machinery = self._assemble()
-            machinery.bus.chaos = self.chaos if chaos is None else chaos
-            machinery.dispatcher.register(run_id, bodies, mocks)
-            ended = self._ended[run_id] = threading.Event()
-            try:
-                return self._run(
-                    machinery, document, dict(input or {}), run_id, ended, timeout, display, console
-                )
-            finally:
-                del self._ended[run_id]
-                machinery.dispatcher.forget(run_id)
-                if not machinery.activity.idle:
-                    # Work of this run is still in flight (a stuck job): the next run gets fresh pieces.
-                    self._machinery = None
-                    machinery.close()
+        delay = _cancel_after(cancel_after)
+        run_id = run_id or new_run_id(document.name)
+        return _Prepared(document, bodies, checked, dict(input or {}), run_id, delay)
+
+    def _run_prepared(
+        self, prepared: _Prepared, chaos: int | None, timeout: float, display: bool | None, console: Any
+    ) -> LocalRun:
+        run_id = prepared.run_id
+        request = self._requests.setdefault(run_id, _Request())
+        try:
+            with self._lock:
+                if self._closed:
+                    raise RunError("this local environment is closed", run_id=run_id)
+                machinery = self._assemble()
+                machinery.bus.chaos = self.chaos if chaos is None else chaos
+                machinery.dispatcher.register(run_id, prepared.bodies, prepared.mocks)
+                ended = self._ended[run_id] = threading.Event()
+                try:
+                    return self._run(machinery, prepared, ended, request, timeout, display, console)
+                finally:
+                    del self._ended[run_id]
+                    machinery.dispatcher.forget(run_id)
+                    if not machinery.activity.idle:
+                        # Work of this run is still in flight (a stuck job): the next run gets fresh pieces.
+                        self._machinery = None
+                        machinery.close()
+        finally:
+            self._requests.pop(run_id, None)
+
+    def _cancel_due(self, run_id: str, reason: str) -> None:
+        """``cancel_after`` has come (on the timer loop's thread): cancel, unless the run ended first."""
+        try:
+            self.cancel(run_id, reason=reason)
+        except RunError as exc:
+            logger.debug("cancel_after of run %s: %s", run_id, exc)
 
     def _run(
         self,
         machinery: _Machinery,
-        document: Any,
-        input: dict[str, Any],
-        run_id: str,
+        prepared: _Prepared,
         ended: threading.Event,
+        request: _Request,
         timeout: float,
         display: bool | None,
         console: Any,
     ) -> LocalRun:
+        from flowkit.runtime.control import cancel_run
         from flowkit.runtime.start import start_run
 
+        document, input, run_id = prepared.document, prepared.input, prepared.run_id
         runs = self.database[self.settings.runs_collection]
 
         def fetch() -> dict[str, Any] | None:
@@ -278,12 +381,40 @@ class LocalEnvironment:
         bus = machinery.bus
         delivered = bus.deliveries
         began = time.monotonic()
+        scheduled: Scheduled | None = None
         try:
             if live is not None:
                 live.__enter__()
             try:
-                start_run(self.store, document, input, run_id=run_id)
-                _wait(ended, machinery.activity, run_id, timeout, began, fetch, lambda: bus.dead_letters)
+                # Held busy until the run has started, so a virtual clock cannot move in between: the
+                # run starts at the very time cancel_after counts from.
+                machinery.activity.add()
+                try:
+                    if prepared.cancel_after is not None:
+                        seconds = prepared.cancel_after
+                        scheduled = machinery.timers.at(
+                            self.clock() + timedelta(seconds=seconds),
+                            functools.partial(self._cancel_due, run_id, f"cancel_after {seconds:g}s"),
+                        )
+                    start_run(self.store, document, input, run_id=run_id)
+                    asked = request.begin()
+                    if asked:  # cancelled before its document existed
+                        try:
+                            cancel_run(self.store, run_id, reason=asked[0])
+                        except RunError as exc:  # it ended already
+                            logger.debug("cancel of run %s: %s", run_id, exc)
+                finally:
+                    machinery.activity.done()
+                _wait(
+                    ended,
+                    machinery.activity,
+                    run_id,
+                    timeout,
+                    began,
+                    fetch,
+                    lambda: bus.dead_letters,
+                    lambda: scheduled is not None and scheduled.pending,
+                )
             finally:
                 if live is not None:
                     live.__exit__(None, None, None)
@@ -292,6 +423,8 @@ class LocalEnvironment:
             if final is None:  # pragma: no cover - start_run wrote it
                 raise RunError(f"run '{run_id}' disappeared from the store", run_id=run_id)
         finally:
+            if scheduled is not None:
+                scheduled.withdraw()
             events, dead = bus.pop_run(run_id)
         return LocalRun(
             run=Run.model_validate(final),
@@ -335,10 +468,84 @@ class LocalEnvironment:
         self.close()
 
 
+# --------------------------------------------------------------------------- handles
+
+
+class LocalRunHandle:
+    """A run started by ``LocalEnvironment.start``: ``cancel`` it, ``wait`` for its ``LocalRun``."""
+
+    def __init__(self, environment: LocalEnvironment, run_id: str) -> None:
+        self.environment = environment
+        self.run_id = run_id
+        self._result: LocalRun | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def _start(self, work: Callable[[], LocalRun]) -> None:
+        def body() -> None:
+            try:
+                self._result = work()
+            except BaseException as exc:  # handed to wait()
+                self._error = exc
+
+        # registered now, so a cancel made before the thread gets going waits for the run's start
+        self.environment._requests.setdefault(self.run_id, _Request())
+        self._thread = threading.Thread(target=body, name=f"flowkit-run-{self.run_id}", daemon=True)
+        self._thread.start()
+
+    def cancel(self, reason: str | None = None) -> bool:
+        """``LocalEnvironment.cancel`` of this run (also before it has stored its document)."""
+        return self.environment.cancel(self.run_id, reason=reason)
+
+    def done(self) -> bool:
+        """Whether the run has returned (ended, or failed to)."""
+        return self._thread is not None and not self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> LocalRun:
+        """The finished run (or the error the run raised); ``RunError`` if still going after ``timeout``."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise RunError(f"run '{self.run_id}' is still going after {timeout:g}s", run_id=self.run_id)
+        if self._error is not None:
+            raise self._error
+        if self._result is None:  # pragma: no cover - _start runs before the handle is handed out
+            raise RunError(f"run '{self.run_id}' was never started", run_id=self.run_id)
+        return self._result
+
+
 # --------------------------------------------------------------------------- helpers
 
 
-def _new_run_id(workflow: str) -> str:
+@dataclass(frozen=True)
+class _Prepared:
+    """A run checked and ready to start: what ``run`` and ``start`` hand to the environment."""
+
+    document: Any
+    bodies: Mapping[str, Any]
+    mocks: Mocks
+    input: dict[str, Any]
+    run_id: str
+    cancel_after: float | None
+
+
+def _cancel_after(value: float | timedelta | None) -> float | None:
+    """``cancel_after`` in seconds: a number or a ``timedelta``, not negative; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        raise BadArgument(f"cancel_after must be seconds (a number) or a timedelta, got {value!r}")
+    if not 0 <= seconds < float("inf"):
+        raise BadArgument(f"cancel_after must be a finite number of seconds, 0 or more, got {value!r}")
+    return seconds
+
+
+def new_run_id(workflow: str) -> str:
+    """A new run id: the workflow's name, the UTC time and 8 random hex digits."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     return f"{workflow}-{stamp}-{uuid.uuid4().hex[:8]}"
 
@@ -384,6 +591,7 @@ def _wait(
     began: float,
     fetch: Callable[[], dict[str, Any] | None],
     dead_letters: Callable[[], list[DeadLetter]],
+    scheduled: Callable[[], bool] = lambda: False,
 ) -> None:
     """Until the run ended and nothing is in flight; ``RunError`` on timeout or stall."""
     deadline = began + timeout
@@ -409,7 +617,7 @@ def _wait(
                 document = fetch()
                 if document is not None and document.get("status") != RunStatus.RUNNING:
                     return
-                if document is not None and document.get("next_due_ms") is not None:
+                if document is not None and (document.get("next_due_ms") is not None or scheduled()):
                     time.sleep(0.02)  # waiting for a timer (a retry's backoff, a timeout): the loop fires it
                     continue
                 raise RunError(

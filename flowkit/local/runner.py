@@ -9,6 +9,7 @@ closes it. Many runs in a row (a test session) reuse one environment instead:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from flowkit.local._target import Runnable, check_runnable, resolve
@@ -44,6 +45,7 @@ def run_workflow(
     workers: int = 16,
     console: Any = None,
     clock: ClockName | Clock | None = None,
+    cancel_after: float | timedelta | None = None,
 ) -> LocalRun:
     """Run a workflow locally to completion and return the finished run.
 
@@ -53,7 +55,9 @@ def run_workflow(
     ``settings`` (default: the environment). ``display=True`` shows the live table on stdout (or on
     ``console``, a rich ``Console``). ``clock="virtual"`` runs on a virtual clock that jumps to the
     next due time (a retry's backoff, a timeout) whenever nothing else is in flight; the default
-    ``"wall"`` waits for real.
+    ``"wall"`` waits for real. ``cancel_after`` (seconds or a ``timedelta``) cancels the run that long
+    after it started, on that clock, unless it ended before (``LocalEnvironment.cancel`` does it from
+    another thread).
 
     Raises ``InvalidMock`` before starting if a job has neither a body nor a mock, ``RunError`` if
     the run has not ended after ``timeout`` seconds or stalls (naming the unfinished jobs).
@@ -66,5 +70,12 @@ def run_workflow(
         database=database, mongo_uri=mongo_uri, settings=settings, chaos=chaos, workers=workers, clock=clock
     ) as environment:
         return environment.run(
-            runnable, input, mocks=mocks, timeout=timeout, display=display, console=console, run_id=run_id
+            runnable,
+            input,
+            mocks=mocks,
+            timeout=timeout,
+            display=display,
+            console=console,
+            run_id=run_id,
+            cancel_after=cancel_after,
         )

@@ -47,6 +47,10 @@ OUTSIDE_THE_TREE = {
     ("runtime/handlers.py", "RuntimeError"): "an unreachable state of the container's default runtime",
     # argparse's own protocol for a bad option value: argparse turns it into a usage error (exit 2)
     ("cli/_run.py", "ArgumentTypeError"): "argparse type= converter",
+    # Python's own interrupt: a second Ctrl-C aborts a local run (the first one cancels it)
+    ("cli/_run.py", "KeyboardInterrupt"): "the second Ctrl-C of flowkit run",
+    # what a run started in the background raised, raised again in the thread that waits for it
+    ("local/environment.py", "_error"): "LocalRunHandle.wait re-raises the run's own error",
 }
 
 

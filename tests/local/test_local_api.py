@@ -12,6 +12,7 @@ def test_public_names() -> None:
     assert flowkit.local.__all__ == [
         "LocalEnvironment",
         "LocalRun",
+        "LocalRunHandle",
         "Mocks",
         "Outcome",
         "RunLocation",
