@@ -23,11 +23,16 @@ received per transition, the commands that read a whole run document (``whole re
 one final read of the finished run; the handlers read none for these workflows), wall time and jobs/s.
 ``claims/win`` (embedded store only) is claim attempts per claim won: 1.00 means no orchestrator raced
 another for the same job. Per-transition figures that stay flat from 100 to 10,000 jobs are the goal.
+``dup cmds`` is what a duplicate delivery costs: commands ``statemachine_job`` / ``orchestrator_job``
+take for an outcome that is already recorded, measured on a second run of the same shape and size
+held running (see ``redelivered``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import threading
 import time
@@ -69,6 +74,8 @@ def layered(n: int) -> Node:
 
 
 SHAPES: dict[str, Callable[[int], Node]] = {"chain": chain, "fan": fan, "layered": layered}
+# How many recorded outcomes are delivered again to measure what a duplicate delivery costs.
+DUPLICATES = 100
 
 
 class Tally:
@@ -181,14 +188,73 @@ class Listener(monitoring.CommandListener):
             self.pending.pop(event.request_id, None)
 
 
-def one_run(shape: str, n: int, database: Any, tally: Tally, workers: int) -> dict[str, Any]:
+class _NoDispatch:
+    """A redelivered outcome finds every job already claimed: nothing may be dispatched."""
+
+    def dispatch(self, spec: Any, payload: Any) -> None:
+        raise AssertionError(f"job {spec['name']!r} dispatched by a redelivered outcome")
+
+
+def redelivered(shape: str, n: int, database: Any, tally: Tally, workers: int) -> tuple[float, float]:
+    """Commands a handler takes for an outcome already recorded: (statemachine_job, orchestrator_job).
+
+    A second run of the same shape and size whose last job never reports (a ``hang`` mock) stays
+    ``running`` with every other job done. Up to ``DUPLICATES`` of its ``success`` events are then
+    delivered again to each handler (EventBridge delivers at least once), after one uncounted delivery
+    that fills the handlers' run cache.
+    """
+    from flowkit.errors import RunError
+    from flowkit.local.mocks import hang
+    from flowkit.runtime.config import Settings
+    from flowkit.runtime.events import to_envelope
+    from flowkit.runtime.handlers import Runtime
+    from flowkit.runtime.store import Store
+
+    runnable = _runnable(shape, n)
+    last = runnable.document.jobs[-1].name
+    run_id = f"{shape}-{n}-redelivered"
+    with contextlib.suppress(RunError):  # it stalls on purpose: the last job never reports
+        run_workflow(
+            runnable,
+            {},
+            mocks={last: hang()},
+            database=database,
+            timeout=3600,
+            workers=workers,
+            run_id=run_id,
+        )
+    settings = Settings.from_env()
+    store = Store(database, runs=settings.runs_collection, statuses=settings.statuses_collection)
+    runtime = Runtime(store, _NoDispatch())
+    outcomes = list(store.statuses.find({"run_id": run_id, "status": "success"}))
+    envelopes = [
+        json.dumps(to_envelope(doc, database=database.name, collection=store.statuses.name))
+        for doc in outcomes[: DUPLICATES + 1]
+    ]
+    result = []
+    for handler in (runtime.statemachine_job, runtime.orchestrator_job):
+        handler(json.loads(envelopes[0]))
+        before = tally.commands
+        for envelope in envelopes[1:]:
+            answer = handler(json.loads(envelope))
+            if answer.get("dispatched") or answer.get("ended"):
+                raise SystemExit(f"a redelivered outcome changed the run: {answer}")
+        result.append((tally.commands - before) / max(len(envelopes) - 1, 1))
+    return result[0], result[1]
+
+
+def _runnable(shape: str, n: int) -> Any:
+    from flowkit.local._target import Runnable
+
     root = SHAPES[shape](n)
     wf = workflow(name=f"{shape}-{n}")(lambda: root)
     document = compile(wf)
-    bodies = {name: noop for name in (spec.name for spec in document.jobs)}
-    from flowkit.local._target import Runnable
+    return Runnable(document=document, bodies={spec.name: noop for spec in document.jobs})
 
-    runnable = Runnable(document=document, bodies=bodies)
+
+def one_run(shape: str, n: int, database: Any, tally: Tally, workers: int) -> dict[str, Any]:
+    runnable = _runnable(shape, n)
+    document = runnable.document
     before = (tally.commands, tally.sent, tally.received, tally.whole_reads)
     claims_before = (tally.claims, tally.claims_won)
     began = time.perf_counter()
@@ -206,7 +272,9 @@ def one_run(shape: str, n: int, database: Any, tally: Tally, workers: int) -> di
         )
     )
     claims, won = tally.claims - claims_before[0], tally.claims_won - claims_before[1]
+    statemachine, orchestrator = redelivered(shape, n, database, tally, workers)
     return {
+        "redelivered": f"{statemachine:.2f}/{orchestrator:.2f}",
         "claims": f"{claims / won:.2f}" if won else "-",
         "shape": shape,
         "jobs": len(document.jobs),
@@ -264,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"store: {how}; per transition (3 per job: claimed, running, outcome)")
     print(
         f"{'shape':<9}{'jobs':>7}{'cmds/tr':>9}{'KB sent/tr':>12}{'KB recv/tr':>12}{'whole reads':>13}"
-        f"{'wall s':>9}{'CPU s':>8}{'jobs/s':>9}{'claims/win':>12}"
+        f"{'wall s':>9}{'CPU s':>8}{'jobs/s':>9}{'claims/win':>12}{'dup cmds':>11}"
     )
     try:
         for shape in shapes:
@@ -274,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"{row['shape']:<9}{row['jobs']:>7}{row['commands']:>9.2f}{row['sent']:>12.3f}"
                     f"{row['received']:>12.3f}{row['whole']:>13}{row['wall']:>9.2f}{row['cpu']:>8.2f}"
-                    f"{row['rate']:>9.0f}{row['claims']:>12}",
+                    f"{row['rate']:>9.0f}{row['claims']:>12}{row['redelivered']:>11}",
                     flush=True,
                 )
                 if client is not None:

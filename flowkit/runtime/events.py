@@ -216,12 +216,47 @@ def _check_namespace(
 def _decode(document: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Undo Extended JSON wrappers (``$oid``, ``$date``, ``$numberInt``, ...); plain JSON passes through."""
     try:
+        fast = _decode_json(document)
+    except Exception:  # a bad wrapper: the round trip below says what
+        fast = _NOT_PLAIN
+    if isinstance(fast, dict):
+        return fast
+    try:
         decoded = json_util.loads(json.dumps(document), json_options=_DECODE_OPTIONS)
     except Exception as exc:  # json_util raises ValueError, TypeError or bson.errors.* for bad wrappers
         raise EventError(f"{_bad_field(document, where)}: invalid Extended JSON: {exc}") from exc
     if not isinstance(decoded, dict):
         raise EventError(f"{where}: expected a JSON object, got {type(decoded).__name__}")
     return decoded
+
+
+_NOT_PLAIN: Final = object()
+
+
+def _decode_json(value: Any) -> Any:
+    """``json_util.loads(json.dumps(value))`` for plain JSON data, without the text in between.
+
+    The wrappers are undone innermost first by ``json_util.object_hook``, as ``json_util.loads``
+    does (a bad wrapper raises as it does there); ``_NOT_PLAIN`` for anything that is not plain JSON
+    data (the caller then takes the round trip, which reports it).
+    """
+    kind = type(value)
+    if kind is dict:
+        decoded = {}
+        for key, item in value.items():
+            inner = _decode_json(item)
+            if type(key) is not str or inner is _NOT_PLAIN:
+                return _NOT_PLAIN
+            decoded[key] = inner
+        return json_util.object_hook(decoded, _DECODE_OPTIONS)
+    if kind is list:
+        items = [_decode_json(item) for item in value]
+        return _NOT_PLAIN if any(item is _NOT_PLAIN for item in items) else items
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float and value == value and abs(value) != float("inf"):
+        return value
+    return _NOT_PLAIN
 
 
 _USER_DATA: Final = ("output", "error")
@@ -546,9 +581,10 @@ def to_envelope(
     }
     if json_format == "default":
         detail_json = to_plain(detail)
+    elif json_format == "relaxed":
+        detail_json = _relaxed(detail)
     else:
-        options = RELAXED_JSON_OPTIONS if json_format == "relaxed" else CANONICAL_JSON_OPTIONS
-        detail_json = json.loads(json_util.dumps(detail, json_options=options))
+        detail_json = json.loads(json_util.dumps(detail, json_options=CANONICAL_JSON_OPTIONS))
     source = f"{TRIGGER_SOURCE_PREFIX}{trigger_id}"
     return {
         "version": "0",
@@ -561,6 +597,26 @@ def to_envelope(
         "resources": [f"arn:aws:events:{region}::event-source/{source}"],
         "detail": detail_json,
     }
+
+
+def _relaxed(value: Any) -> Any:
+    """``json.loads(json_util.dumps(value, json_options=RELAXED_JSON_OPTIONS))``, without the text.
+
+    Plain JSON values are kept, every other value becomes what ``json_util.default`` writes for it;
+    a value that is neither goes through the text round trip, which reports it.
+    """
+    kind = type(value)
+    if kind is dict and all(type(key) is str for key in value):
+        return {key: _relaxed(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [_relaxed(item) for item in value]
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float and value == value and abs(value) != float("inf"):
+        return value
+    if kind is datetime or kind is ObjectId or kind is Timestamp:
+        return json_util.default(value, RELAXED_JSON_OPTIONS)
+    return json.loads(json_util.dumps(value, json_options=RELAXED_JSON_OPTIONS))
 
 
 def _resume_token(cluster_time: Timestamp, document_id: object) -> str:

@@ -526,3 +526,54 @@ def test_insert_many_stops_at_the_first_duplicate_like_an_ordered_bulk_write() -
     assert failed.value.details["nInserted"] == 2
     assert failed.value.details["writeErrors"][0]["index"] == 2
     assert [d["_id"] for d in items.find({})] == [1, 2]
+
+
+@given(
+    value=st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(min_value=-(2**63), max_value=2**63 - 1),
+        st.floats(allow_nan=False),
+        st.text(max_size=40),
+        st.binary(max_size=40),
+        st.datetimes(timezones=st.just(UTC)),
+        st.builds(ObjectId),
+        st.decimals(allow_nan=False, allow_infinity=False, places=4).map(
+            lambda d: __import__("bson").decimal128.Decimal128(d)
+        ),
+        st.dictionaries(
+            st.text(max_size=5).filter(lambda key: "\x00" not in key),
+            st.integers(min_value=-(2**63), max_value=2**63 - 1),
+            max_size=3,
+        ),
+        st.lists(st.text(max_size=5), max_size=3),
+    )
+)
+def test_the_update_size_bound_is_never_below_the_bson_size(value: Any) -> None:
+    # An update grows the stored size bound by this much per value written (the document is encoded
+    # again only near 16 MB), so it must never be smaller than what BSON takes.
+    import bson
+
+    from flowkit.local._memory.collection import _size_bound
+
+    stored = value if isinstance(value, dict) else {"": value}
+    assert _size_bound(value) >= len(bson.encode(stored))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": "é", "b": [1, (2, 3)], "c": {"d": datetime(2026, 1, 1, 0, 0, 0, 123456)}},
+        {"when": datetime(2026, 1, 1, 3, 0, 0, 999999, tzinfo=timezone(timedelta(hours=3)))},
+        {"big": 2**63 - 1, "small": -(2**63), "f": 1.5, "t": True, "n": None},
+    ],
+)
+def test_values_are_stored_as_a_bson_round_trip_reads_them(value: dict[str, Any]) -> None:
+    import bson
+    from bson.codec_options import CodecOptions
+
+    from flowkit.local._memory.values import to_bson
+
+    expected = bson.decode(bson.encode(value), CodecOptions(tz_aware=True))
+    assert to_bson(value) == expected
+    assert repr(to_bson(value)) == repr(expected)

@@ -542,3 +542,78 @@ def test_event_errors_carry_what_is_known_of_the_run() -> None:
     with pytest.raises(EventError) as caught:
         parse_event(load_event("malformed/missing_run_id"))
     assert (caught.value.run_id, caught.value.job) == (None, "extract")
+
+
+# What the trigger's JSON can hold: plain JSON values and the Extended JSON wrappers (some malformed).
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.sampled_from(
+        [
+            {"$oid": "5f0000000000000000000001"},
+            {"$oid": "not hex"},
+            {"$date": "2026-11-27T02:00:01.250Z"},
+            {"$date": {"$numberLong": "1764208801250"}},
+            {"$date": "yesterday"},
+            {"$numberLong": "12"},
+            {"$numberInt": "x"},
+            {"$numberDouble": "NaN"},
+            {"$timestamp": {"t": 5, "i": 1}},
+        ]
+    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+def _text_round_trip(value: Any, options: Any) -> Any:
+    try:
+        return json_util.loads(json.dumps(value), json_options=options)
+    except Exception as exc:
+        return type(exc)
+
+
+@given(value=st.dictionaries(st.text(max_size=5), _json_values, max_size=5))
+def test_decoding_the_status_fields_without_text_matches_the_text_round_trip(value: dict[str, Any]) -> None:
+    # parse_event decodes a status document's own fields in memory; json_util's text round trip is the
+    # reference (anything the fast path cannot take goes through that round trip itself).
+    from flowkit.runtime.events import _DECODE_OPTIONS, _NOT_PLAIN, _decode_json
+
+    expected = _text_round_trip(value, _DECODE_OPTIONS)
+    try:
+        got = _decode_json(value)
+    except Exception as exc:  # a bad wrapper raises as in the round trip
+        assert type(exc) is expected
+        return
+    if got is not _NOT_PLAIN:  # else parse_event takes the round trip
+        assert repr(got) == repr(expected)
+
+
+_bson_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.datetimes(timezones=st.just(UTC))
+    | st.datetimes()
+    | st.builds(ObjectId)
+    | st.builds(Int64, st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner)
+        | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(value=st.dictionaries(st.text(max_size=5), _bson_values, max_size=5))
+def test_the_relaxed_envelope_is_what_json_util_writes(value: dict[str, Any]) -> None:
+    from flowkit.runtime.events import _relaxed
+
+    expected = json.loads(json_util.dumps(value, json_options=json_util.RELAXED_JSON_OPTIONS))
+    assert json.dumps(_relaxed(value), sort_keys=True) == json.dumps(expected, sort_keys=True)

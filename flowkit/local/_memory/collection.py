@@ -19,7 +19,7 @@ from pymongo.results import DeleteResult, InsertManyResult, InsertOneResult, Upd
 
 from flowkit.local._memory.cursor import Cursor
 from flowkit.local._memory.filters import compile_filter
-from flowkit.local._memory.projection import Projection
+from flowkit.local._memory.projection import Projection, parse
 from flowkit.local._memory.updates import Update
 from flowkit.local._memory.values import MISSING, get, index_key, sort_key, to_bson
 from flowkit.runtime.limits import nesting
@@ -60,6 +60,23 @@ def _bson_size(value: Any) -> int:
     return len(bson.encode(value if isinstance(value, dict) else {"": value}))
 
 
+def _size_bound(value: Any) -> int:
+    """At least the BSON size of ``value`` (under an empty key); exact for documents and arrays.
+
+    Scalars are not encoded just to be measured: a string or bytes counts 4 bytes an item (UTF-8
+    takes at most 4 a character) plus the framing, any other scalar 24 bytes (the largest, a
+    Decimal128, takes 16 plus 7 of framing).
+    """
+    kind = type(value)
+    if kind is str:
+        return 4 * len(value) + 12
+    if kind is dict or kind is list:
+        return _bson_size(value)
+    if isinstance(value, (str, bytes)):
+        return 4 * len(value) + 16
+    return 24
+
+
 def _check_insert_limits(doc: Doc) -> int:
     """MongoDB's limits on an inserted document; its BSON size.
 
@@ -83,7 +100,9 @@ def _check_insert_limits(doc: Doc) -> int:
 def _check_update_nesting(update: Update) -> None:
     """MongoDB refuses an update that nests a value deeper than 100 levels (code 15 Overflow)."""
     for op, path, arg in update.ops:
-        levels = path.count(".") + 1 + (op in ("$push", "$addToSet")) + nesting(arg)
+        levels = path.count(".") + 1 + (op in ("$push", "$addToSet"))
+        if type(arg) is dict or type(arg) is list:
+            levels += nesting(arg)
         if levels > MONGO_NESTING_LIMIT:
             raise WriteError(f"Document exceeds maximum nesting depth of {MONGO_NESTING_LIMIT}", code=15)
 
@@ -284,7 +303,7 @@ class Collection:
         update.
         """
         grown = self._data.sizes.get(id_key, 0) + sum(
-            len(path) + 8 + _bson_size(arg) for _, path, arg in update.ops
+            len(path) + 8 + _size_bound(arg) for _, path, arg in update.ops
         )
         if grown <= MONGO_DOCUMENT_LIMIT:
             self._data.sizes[id_key] = grown
@@ -349,7 +368,7 @@ class Collection:
         **options: Any,
     ) -> Doc | None:
         _no_options("find_one_and_update", {"upsert": upsert or None, **options})
-        parsed, shape = Update(update), Projection(projection)
+        parsed, shape = Update(update), parse(projection)
         with self._lock:
             doc = next(self._matching(filter), None)
             if doc is None:
@@ -368,7 +387,7 @@ class Collection:
 
     def find_one_and_delete(self, filter: Any, projection: Any = None, **options: Any) -> Doc | None:
         _no_options("find_one_and_delete", options)
-        shape = Projection(projection)
+        shape = parse(projection)
         with self._lock:
             doc = next(self._matching(filter), None)
             if doc is None:
@@ -397,7 +416,7 @@ class Collection:
     def find(self, filter: Any = None, projection: Any = None, **options: Any) -> Cursor:
         sort, limit = options.pop("sort", None), options.pop("limit", 0)
         _no_options("find", options)
-        cursor = Cursor(self._read, filter, Projection(projection))
+        cursor = Cursor(self._read, filter, parse(projection))
         if sort is not None:
             cursor.sort(sort)
         return cursor.limit(limit) if limit else cursor
@@ -416,7 +435,7 @@ class Collection:
 
     def find_one(self, filter: Any = None, projection: Any = None, **options: Any) -> Doc | None:
         _no_options("find_one", options)
-        shape = Projection(projection)
+        shape = parse(projection)
         with self._lock:
             doc = next(self._matching(filter), None)
             return None if doc is None else shape.apply(doc)

@@ -18,6 +18,27 @@ Doc = dict[str, Any]
 Tree = dict[str, Any]  # field -> True (the whole value) or a subtree
 
 
+_PARSED: dict[tuple[tuple[str, Any], ...], Projection] = {}
+_PARSED_MAX = 4096
+
+
+def parse(spec: Mapping[str, Any] | list[str] | tuple[str, ...] | None) -> Projection:
+    """``Projection(spec)``, parsed once for a spec seen before (a projection is never changed)."""
+    if type(spec) is not dict:
+        return Projection(spec)
+    try:
+        key = tuple(spec.items())
+        parsed = _PARSED.get(key)
+    except TypeError:  # an unhashable value: refused by Projection with its own message
+        return Projection(spec)
+    if parsed is None:
+        parsed = Projection(spec)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    return parsed
+
+
 class Projection:
     def __init__(self, spec: Mapping[str, Any] | list[str] | tuple[str, ...] | None) -> None:
         self.tree: Tree = {}
@@ -35,7 +56,7 @@ class Projection:
             )
         modes: set[bool] = set()
         for path, value in spec.items():
-            if isinstance(value, bool) or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+            if type(value) is int or isinstance(value, (bool, int, float)):
                 flag = bool(value)
             else:
                 raise NotImplementedError(
@@ -59,16 +80,17 @@ class Projection:
 
     def _add(self, path: str) -> None:
         node = self.tree
-        parts = path.split(".")
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
+        *parents, last = path.split(".")
+        for part in parents:
             child = node.get(part)
-            if child is True or (last and child is not None):
+            if child is True:
                 raise OperationFailure(f"Path collision at {path}", code=31250)
-            if last:
-                node[part] = True
-            else:
-                node = node.setdefault(part, {})
+            if child is None:
+                child = node[part] = {}
+            node = child
+        if last in node:
+            raise OperationFailure(f"Path collision at {path}", code=31250)
+        node[last] = True
 
     def apply(self, doc: Doc) -> Doc:
         """A copy of the projected parts of ``doc``."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from bson import ObjectId
@@ -29,6 +29,56 @@ def to_bson(value: Any, where: str = "document") -> Any:
     Like a BSON round trip through ``MongoClient(tz_aware=True)``: tuples become lists, mappings
     plain dicts, and datetimes are cut to milliseconds and read back as aware UTC (naive means UTC).
     """
+    kind = type(value)
+    # Exact types first (what the runtime writes): no ABC checks, the same result as below.
+    if kind is str:
+        if not value.isascii():
+            value.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError
+        return value
+    if kind is dict:
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                if not isinstance(key, str):
+                    raise InvalidDocument(
+                        f"documents must have only string keys, key was {key!r} (in {where})"
+                    )
+                key = str.__str__(key)
+            if not key.isascii():
+                key.encode("utf-8")
+            kind = type(item)
+            if (kind is str and item.isascii()) or kind is bool or item is None:
+                out[key] = item
+            elif kind is int and _INT64[0] <= item <= _INT64[1]:
+                out[key] = item
+            else:
+                out[key] = to_bson(item, where)
+        return out
+    if kind is int:
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise OverflowError(f"MongoDB can only handle up to 8-byte ints (in {where})")
+        return value
+    if kind is bool or value is None or kind is float:
+        return value
+    if kind is list:
+        return [to_bson(item, where) for item in value]
+    if kind is datetime:
+        return _datetime(value)
+    return _to_bson(value, where)
+
+
+_ZERO: Final = timedelta(0)
+
+
+def _datetime(value: datetime) -> datetime:
+    """``value`` as BSON stores it: cut to milliseconds, aware UTC (naive means UTC)."""
+    if value.tzinfo is not None and value.utcoffset() != _ZERO:
+        value = value.astimezone(utc)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000, tzinfo=utc)
+
+
+def _to_bson(value: Any, where: str) -> Any:
+    """``to_bson`` of anything but the exact types it handles itself."""
     if isinstance(value, str):
         if not value.isascii():
             value.encode("utf-8")  # a lone surrogate raises UnicodeEncodeError, as in pymongo's encoder
@@ -46,9 +96,7 @@ def to_bson(value: Any, where: str = "document") -> Any:
     if isinstance(value, (list, tuple)):
         return [to_bson(item, where) for item in value]
     if isinstance(value, datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(utc)
-        return value.replace(microsecond=value.microsecond // 1000 * 1000, tzinfo=utc)
+        return _datetime(value)
     if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
         raise OverflowError(f"MongoDB can only handle up to 8-byte ints (in {where})")
     if isinstance(value, str) and type(value) is not str:
