@@ -156,27 +156,16 @@ def jobs_to_redrive(run: Mapping[str, Any]) -> list[str]:
 
 
 def _counters(run: Mapping[str, Any]) -> Doc:
-    """The counters of ``engine.Plan.counted`` runs, computed from the jobs' states (after a reset)."""
-    specs = {spec["name"]: spec for spec in engine.job_specs(run)}
-    jobs = run["jobs"]
-
-    def satisfies(name: str) -> bool:
-        state = jobs[name]["state"]
-        if state in (JobState.SUCCEEDED, JobState.SKIPPED):
-            return True
-        return state in FAILED_STATES and engine.failure_taken(run, specs.get(name, {})) is True
-
-    counters: Doc = {
-        "remaining": sum(1 for job in jobs.values() if job["state"] not in JOB_TERMINAL_STATES),
-        "unhandled": sum(
-            1 for name, job in jobs.items() if job["state"] in FAILED_STATES and not satisfies(name)
-        ),
+    """The counters of a run decided on them, computed from the jobs' states (after a reset):
+    ``engine.counters``, with ``unmet`` of the pending jobs only (the others' is never read again) and
+    the failure paths' entries only in runs that carry them."""
+    values = engine.counters(run)
+    return {
+        path: value
+        for path, value in values.items()
+        if (not path.startswith("jobs.") or run["jobs"][path.split(".")[1]]["state"] == JobState.PENDING)
+        and (not path.startswith("paths.") or "counters" in run)
     }
-    for name, job in jobs.items():
-        if job["state"] == JobState.PENDING and name in specs:
-            needs = dict.fromkeys(need for need in specs[name].get("needs", ()) if need in jobs)
-            counters[f"jobs.{name}.unmet"] = sum(1 for need in needs if not satisfies(need))
-    return counters
 
 
 def redrive_run(store: Store, run_id: str) -> Redrive:

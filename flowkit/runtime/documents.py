@@ -19,7 +19,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final, TypedDict
 
-__all__ = ["STORED_ONLY", "AttemptDoc", "ErrorDoc", "JobEntry", "RunDoc", "StatusDoc"]
+__all__ = ["STORED_ONLY", "AttemptDoc", "ErrorDoc", "JobEntry", "PathsEntry", "RunDoc", "StatusDoc"]
 
 
 class ErrorDoc(TypedDict):
@@ -62,6 +62,15 @@ class JobEntry(TypedDict):
     """What fires at ``due``: ``retry`` (the job is waiting) or ``attempt`` (its deadline check)."""
 
 
+class PathsEntry(TypedDict):
+    """``run["paths"][job]`` for a job with failure paths (the counters of rule 3)."""
+
+    left: int
+    """Its failure paths not skipped: 0 with the job failed = the failure counts (``unhandled``)."""
+    taken: bool
+    """One of its failure paths was claimed: if it failed, the jobs it gates may go ahead."""
+
+
 class RunDoc(TypedDict, total=False):
     """A document of the ``state-machines`` collection (``flowkit.document.Run``); ``_id`` is the run id."""
 
@@ -82,6 +91,10 @@ class RunDoc(TypedDict, total=False):
     """Jobs not terminal yet (moved by ``$inc`` with each transition)."""
     unhandled: int
     """Failures no failure path handles (moved by ``$inc`` with each transition)."""
+    counters: int
+    """Which counters the run carries (``engine.COUNTERS_VERSION``; absent in older runs)."""
+    paths: dict[str, PathsEntry]
+    """Per job with failure paths: how many are left (not skipped), and whether one was claimed."""
     redrive_count: int
     """How many times the run was redriven (absent in runs started before redrives existed)."""
     redriven_at: datetime | None
@@ -112,5 +125,7 @@ class StatusDoc(TypedDict):
     time: datetime
 
 
-STORED_ONLY: Final = {"RunDoc": frozenset({"phase_index", "draining", "remaining", "unhandled"})}
+STORED_ONLY: Final = {
+    "RunDoc": frozenset({"phase_index", "draining", "remaining", "unhandled", "counters", "paths"})
+}
 """Keys the runtime stores for its own bookkeeping that the published models leave out."""

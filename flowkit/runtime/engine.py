@@ -4,16 +4,20 @@ No I/O here. Two views of the same rules:
 
 - **Whole document** (``decide``, ``outcome``, ``current_phase``): every function reads a run as
   stored (a plain dict: ``{"config": {...}, "input": {...}, "jobs": {name: {"state": ..., "attempt":
-  ..., "output": ...}}, ...}``) and returns a decision; the handlers turn decisions into compare-and-set
-  updates. This is the definition of the semantics, and what the handlers use for workflows with
-  failure paths (``handled_by``) or ``always`` jobs.
-- **Per transition** (``Plan``, ``increments``, ``ready``, ``ended``), for every other workflow
-  (``Plan.counted``): ``Plan`` is derived once from a run's configuration (each job's dependents, the
-  jobs its condition reads, its phase); ``increments`` says which counters a job's new state moves
-  (``remaining`` jobs not yet terminal, ``unhandled`` failures, and every dependent's ``unmet`` needs);
-  ``ready`` picks the pending jobs whose ``unmet`` reached zero out of a projected snapshot; ``ended``
-  reads the outcome off the counters. Each costs what the transition touches (the job and its
-  dependents), never the size of the workflow. The tests check both views agree.
+  ..., "output": ...}}, ...}``) and returns a decision. This is the definition of the semantics; the
+  handlers still decide on it for workflows with ``always`` jobs, and for runs started before the
+  counters covered failure paths.
+- **Per transition** (``Plan``, ``increments``, ``claim_sets``, ``ready``, ``ended``), for every other
+  workflow (``Plan.counted``): ``Plan`` is derived once from a run's configuration (each job's
+  dependents, the jobs its condition reads, its phase, its failure paths and the jobs they gate);
+  ``increments`` says which counters a job's new state moves (``remaining`` jobs not yet terminal,
+  ``unhandled`` failures, every dependent's ``unmet`` needs, a skipped failure path's
+  ``paths.<job>.left``), ``claim_sets`` what a claimed failure path sets (``paths.<job>.taken``);
+  ``ready`` picks the pending jobs whose ``unmet`` reached zero (and whose failed gates have a failure
+  path taken) out of a projected snapshot; ``ended`` reads the outcome off the counters. Each costs what
+  the transition touches (the job, its dependents, the jobs it handles), never the size of the
+  workflow. ``counters`` computes the counters from a whole document; the tests check that both views
+  agree at every step.
 
 All decisions are monotone: a job's needs, once terminal, stay terminal, so a decision taken on an
 older snapshot is never wrong, only incomplete.
@@ -30,16 +34,20 @@ from flowkit.conditions import check, evaluate, referenced_jobs
 from flowkit.vocab import FAILED_STATES, JOB_TERMINAL_STATES, JobState, RunOn, RunStatus
 
 __all__ = [
+    "COUNTERS_VERSION",
     "Decision",
     "Plan",
+    "claim_sets",
     "condition_context",
     "condition_problem",
+    "counters",
     "current_phase",
     "decide",
     "ended",
     "failure_taken",
     "increments",
     "initial_counters",
+    "initial_paths",
     "is_always",
     "job_specs",
     "outcome",
@@ -282,9 +290,18 @@ class Plan:
     """Job -> ``(index, name)`` of its phase."""
     phases: int
     counted: bool
-    """Whether the counters decide (no failure path with ``handled_by``, no ``always`` job): for the
-    others, a handled failure satisfies its dependents only once a failure path runs, which the
-    handlers decide on the whole document."""
+    """Whether the counters decide: no ``always`` job, and every failure path is a descendant of the
+    job it handles (as compiled workflows are: a condition reads only jobs that finished before it), so
+    a failure is recorded before any of its failure paths is decided."""
+    paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Job -> its failure paths (``handled_by``, the ones the workflow has), for jobs that have any."""
+    handles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Failure path -> the jobs whose failure it handles (the inverse of ``paths``)."""
+    gates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Job -> its needs that have failure paths it is not one of: if such a need failed, the job waits
+    until one of the need's failure paths was claimed (``paths.<need>.taken``)."""
+    gated: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Job with failure paths -> the dependents it gates (the inverse of ``gates``)."""
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> Plan:
@@ -298,6 +315,28 @@ class Plan:
         for index, phase in enumerate(config.get("phases", ())):
             for name in phase["jobs"]:
                 phase_of.setdefault(name, (index, phase["name"]))
+        paths = {
+            name: tuple(dict.fromkeys(h for h in spec["handled_by"] if h in specs))
+            for name, spec in specs.items()
+            if spec.get("failure_handled") and spec.get("handled_by")
+        }
+        paths = {name: handlers for name, handlers in paths.items() if handlers}
+        handles: dict[str, list[str]] = {}
+        for name, handlers in paths.items():
+            for handler in handlers:
+                handles.setdefault(handler, []).append(name)
+        gates = {
+            name: tuple(
+                need
+                for need in dict.fromkeys(spec.get("needs", ()))
+                if need in paths and name not in paths[need]
+            )
+            for name, spec in specs.items()
+        }
+        gated: dict[str, list[str]] = {}
+        for name, needs in gates.items():
+            for need in needs:
+                gated.setdefault(need, []).append(name)
         return cls(
             specs=specs,
             dependents={name: tuple(kids) for name, kids in dependents.items()},
@@ -309,16 +348,39 @@ class Plan:
             },
             phase_of=phase_of,
             phases=len(config.get("phases", ())),
-            counted=not any(
-                is_always(spec) or (spec.get("failure_handled") and spec.get("handled_by") is not None)
-                for spec in specs.values()
+            counted=not any(is_always(spec) for spec in specs.values())
+            and all(
+                _descends(specs, handler, name) for name, handlers in paths.items() for handler in handlers
             ),
+            paths=paths,
+            handles={name: tuple(jobs) for name, jobs in handles.items()},
+            gates={name: needs for name, needs in gates.items() if needs},
+            gated={name: tuple(jobs) for name, jobs in gated.items()},
         )
+
+
+def _descends(specs: Mapping[str, Mapping[str, Any]], job: str, ancestor: str) -> bool:
+    """Whether ``ancestor`` is among the needs of ``job``, directly or transitively."""
+    seen: set[str] = set()
+    stack = [job]
+    while stack:
+        for need in specs.get(stack.pop(), {}).get("needs", ()):
+            if need == ancestor:
+                return True
+            if need not in seen and need in specs:
+                seen.add(need)
+                stack.append(need)
+    return False
 
 
 def unmet_needs(spec: Mapping[str, Any], specs: Mapping[str, Any]) -> int:
     """How many distinct jobs of the workflow ``spec`` needs: its ``unmet`` count when the run starts."""
     return sum(1 for need in dict.fromkeys(spec.get("needs", ())) if need in specs)
+
+
+COUNTERS_VERSION: Final = 2
+"""The run document's ``counters``: 2 = the counters cover failure paths (``paths``); absent in runs
+started by a flowkit that decided workflows with failure paths on the whole ``jobs`` map."""
 
 
 def initial_counters(config: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
@@ -329,46 +391,116 @@ def initial_counters(config: Mapping[str, Any]) -> tuple[dict[str, int], dict[st
     }
 
 
-def _satisfies(spec: Mapping[str, Any], state: str) -> bool:
-    """Whether a job in ``state`` lets the jobs that need it go ahead (in a ``counted`` plan)."""
+def initial_paths(plan: Plan) -> dict[str, Any]:
+    """The run document's ``paths`` of a new run: per job with failure paths, ``left`` (its failure
+    paths not skipped) and ``taken`` (one of them was claimed)."""
+    return {name: {"left": len(handlers), "taken": False} for name, handlers in plan.paths.items()}
+
+
+def _satisfies(plan: Plan, job: str, state: str) -> bool:
+    """Whether a job in ``state`` takes one off the ``unmet`` of the jobs that need it.
+
+    A failure does when the job has failure paths (its non-path dependents then also wait for its
+    ``paths.<job>.taken``: ``gates``), or is marked handled without naming them (older documents).
+    """
     if state in _SATISFIED:
         return True
-    return state in FAILED and bool(spec.get("failure_handled", False))
+    if state not in FAILED:
+        return False
+    spec = plan.specs.get(job, {})
+    return job in plan.paths or (bool(spec.get("failure_handled", False)) and spec.get("handled_by") is None)
 
 
-def increments(plan: Plan, job: str, state: str) -> dict[str, int]:
+def increments(plan: Plan, job: str, state: str, *, doomed: int = 0) -> dict[str, int]:
     """The ``$inc`` that goes with ``job`` becoming ``state`` (folded into that very update).
 
     A terminal state takes the job off ``remaining``; one that satisfies its dependents takes one off
-    each dependent's ``unmet``; a failure nobody handles adds one to ``unhandled``. A non-terminal
-    state moves nothing.
+    each dependent's ``unmet``; a failure no failure path can handle adds one to ``unhandled``. A
+    skipped failure path takes one off ``paths.<job>.left`` of every job it handles; ``doomed``: how
+    many of those it leaves failed with no failure path left (the caller knows: it is a compare-and-set
+    on their ``left``), each one more ``unhandled``. A non-terminal state moves nothing.
     """
     if state not in TERMINAL:
         return {}
     inc = {"remaining": -1}
-    spec = plan.specs.get(job, {})
-    if _satisfies(spec, state):
+    if _satisfies(plan, job, state):
         for dependent in plan.dependents.get(job, ()):
             inc[f"jobs.{dependent}.unmet"] = -1
     elif state in FAILED:
         inc["unhandled"] = 1
+    if state == JobState.SKIPPED:
+        for handled in plan.handles.get(job, ()):
+            inc[f"paths.{handled}.left"] = -1
+        if doomed:
+            inc["unhandled"] = doomed
     return inc
 
 
-def ready(snapshot: Doc, candidates: Iterable[str]) -> list[str]:
+def counters(run: Doc, plan: Plan | None = None) -> dict[str, Any]:
+    """The counters of a run as its jobs' states say they are (``$set`` paths -> values): what the
+    increments keep up transition by transition, computed from the whole document.
+
+    Used where a run changes in one go (a redrive) and by the tests, which check that the counters the
+    handlers moved are these. ``unmet`` is given for every job; ``paths.<job>.left`` counts the failure
+    paths not skipped, ``taken`` whether one is past ``pending`` and was not skipped or cancelled
+    (``failure_taken``). Jobs are cancelled only on an ended run, where nothing is decided any more,
+    and cancelling moves only ``remaining``: a cancelled failure path still counts in ``left``.
+    """
+    plan = plan or Plan.of(run["config"])
+    jobs = run["jobs"]
+    states = {name: job["state"] for name, job in jobs.items()}
+    values: dict[str, Any] = {"remaining": sum(1 for state in states.values() if state not in TERMINAL)}
+    unhandled = 0
+    for name, handlers in plan.paths.items():
+        left = sum(1 for h in handlers if states.get(h, JobState.SKIPPED) != JobState.SKIPPED)
+        taken = any(states.get(h, JobState.SKIPPED) not in (*_NOT_TAKEN, JobState.PENDING) for h in handlers)
+        values[f"paths.{name}.left"] = left
+        values[f"paths.{name}.taken"] = taken
+        if states.get(name) in FAILED and left == 0:
+            unhandled += 1
+    for name, state in states.items():
+        if state in FAILED and name in plan.specs and not _satisfies(plan, name, state):
+            unhandled += 1
+    values["unhandled"] = unhandled
+    for name in states:
+        spec = plan.specs.get(name, {})
+        needs = [need for need in dict.fromkeys(spec.get("needs", ())) if need in plan.specs]
+        values[f"jobs.{name}.unmet"] = sum(
+            1 for need in needs if need not in states or not _satisfies(plan, need, states[need])
+        )
+    return values
+
+
+def claim_sets(plan: Plan, job: str) -> dict[str, bool]:
+    """The ``$set`` that goes with claiming ``job``: a failure path taken for every job it handles."""
+    return {f"paths.{handled}.taken": True for handled in plan.handles.get(job, ())}
+
+
+def ready(snapshot: Doc, candidates: Iterable[str], plan: Plan | None = None) -> list[str]:
     """Rule 3 on counters: the ``candidates`` that are pending with no unmet need, in order.
 
     ``snapshot`` holds the run's ``status`` and ``unhandled`` and at least the candidates' ``state``
-    and ``unmet``. Nothing is ready on a run that has ended or that shows an unhandled failure.
+    and ``unmet``. Nothing is ready on a run that has ended or that shows an unhandled failure. With a
+    ``plan``, a candidate with ``gates`` also needs each of those needs not failed, or failed with a
+    failure path taken (the snapshot holds their ``state`` and ``paths.<need>.taken``).
     """
     if snapshot.get("status", RunStatus.RUNNING) != RunStatus.RUNNING or snapshot.get("unhandled", 0):
         return []
     jobs = snapshot.get("jobs", {})
+    paths = snapshot.get("paths") or {}
     found = []
     for name in candidates:
         job = jobs.get(name)
-        if job is not None and job.get("state") == JobState.PENDING and job.get("unmet") == 0:
-            found.append(name)
+        if job is None or job.get("state") != JobState.PENDING or job.get("unmet") != 0:
+            continue
+        if plan is not None and not all(
+            need in jobs
+            and jobs[need].get("state") is not None
+            and (jobs[need]["state"] not in FAILED or bool((paths.get(need) or {}).get("taken")))
+            for need in plan.gates.get(name, ())
+        ):
+            continue
+        found.append(name)
     return found
 
 

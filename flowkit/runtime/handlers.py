@@ -747,7 +747,7 @@ class Runtime:
         if isinstance(prepared, str):
             message = prepared
             entry = self.run_cache.get(run_id)
-            if entry is not None and entry.get("plan") is not None and entry["plan"].counted:
+            if entry is not None and entry.get("plan") is not None and _decided_on_counters(entry):
                 self._fail_claimed_counted(entry, run_id, name, attempt, DISPATCH_ERROR, message)
                 return after
             failed = self._fail_claimed(after, name, attempt, DISPATCH_ERROR, message)
@@ -799,7 +799,7 @@ class Runtime:
         """The run's cached fixed part if it is decided on its counters (``engine.Plan.counted``), else
         None: decided on whole reads."""
         entry = self._fixed(run_id)
-        return entry if entry["plan"].counted else None
+        return entry if _decided_on_counters(entry) else None
 
     def _fixed(self, run_id: str) -> Doc:
         """The run's fixed fields and plan: from the cache, else one read (``UnknownRun`` if none)."""
@@ -851,7 +851,7 @@ class Runtime:
             if job not in plan.specs:
                 self._reject(status, "unknown_job", f"run {run_id!r} has no job {job!r}")
                 return None
-            projection = project(whole=(job,), ready=plan.dependents[job])
+            projection = _ready_projection(plan, plan.dependents[job], whole=(job,))
             version = entry.get("version")
             try:
                 after = self._record_on_counters(status, state, output, error, plan, version, projection)
@@ -933,7 +933,7 @@ class Runtime:
         for retry in range(2):
             if retry:
                 entry = self._fixed(run_id)
-            read = self.store.get_run(run_id, projection=project(ready=candidates))
+            read = self.store.get_run(run_id, projection=_ready_projection(entry["plan"], candidates))
             if read is None:
                 raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
             snapshot = self._snapshot(run_id, entry, read)
@@ -970,8 +970,12 @@ class Runtime:
                 break
             spec = plan.specs[name]
             after: Doc | None = None
+            claimed_doc: Doc | None = None
+            read: Doc = {}
             try:
-                holds = spec.get("condition") is None or self._holds(entry, run_id, spec)
+                holds = True
+                if spec.get("condition") is not None:
+                    holds, read = self._holds(entry, run_id, spec)
             except ConditionError as exc:  # a stored condition this runtime cannot evaluate
                 claimed_doc = self._claim_only(entry, run_id, spec, attempt, _redrive(snapshot))
                 if claimed_doc is not None:
@@ -981,29 +985,22 @@ class Runtime:
                     )
             else:
                 if not holds:
-                    after = self._snapshot(
-                        run_id,
-                        entry,
-                        self.store.skip(
-                            run_id,
-                            name,
-                            attempt,
-                            redrive=_redrive(snapshot),
-                            inc=engine.increments(plan, name, JobState.SKIPPED),
-                            phase=plan.phase_of.get(name),
-                            projection=project(ready=plan.dependents[name]),
-                        ),
-                    )
+                    after = self._skip_counted(entry, run_id, name, attempt, _redrive(snapshot), read)
                     if after is not None:
                         skipped.append(name)
                 else:
                     claimed_doc = self._claim_only(entry, run_id, spec, attempt, _redrive(snapshot))
                     if claimed_doc is not None:
                         to_start.append((spec, attempt + 1, claimed_doc))
+            if claimed_doc is not None and name in plan.handles:
+                # A failure path claimed: the jobs its failed jobs gate may go ahead now (rule 3).
+                taken = nested(claimed_doc)
+                gated = _gated_by(plan, name)
+                queue.extend((d, taken["jobs"][d]["attempt"]) for d in engine.ready(taken, gated, plan))
             if after is not None:
                 # The run *after* our transition: it holds every transition made before it (rule 5).
                 snapshot = after
-                ready = engine.ready(after, plan.dependents[name])
+                ready = engine.ready(after, plan.dependents[name], plan)
                 queue.extend((dependent, after["jobs"][dependent]["attempt"]) for dependent in ready)
         for i, (spec, attempt, claimed_doc) in enumerate(to_start):
             try:
@@ -1028,7 +1025,7 @@ class Runtime:
         visited: set[str] = set()
         while candidates:
             jobs = snapshot.get("jobs", {})
-            found += [(name, jobs[name]["attempt"]) for name in engine.ready(snapshot, candidates)]
+            found += [(name, jobs[name]["attempt"]) for name in engine.ready(snapshot, candidates, plan)]
             visited.update(candidates)
             behind = [
                 dependent
@@ -1037,31 +1034,101 @@ class Runtime:
                 for dependent in plan.dependents[name]
                 if dependent not in visited
             ]
+            # A failure path found claimed (by an invocation that may have died before looking further):
+            # the jobs gated by the failures it handles.
+            behind += [
+                dependent
+                for name in candidates
+                if name in plan.handles and jobs.get(name, {}).get("state") not in _NOT_CLAIMED
+                for dependent in _gated_by(plan, name)
+                if dependent not in visited
+            ]
             if not behind:
                 break
-            read = self._snapshot(run_id, entry, self.store.get_run(run_id, projection=project(ready=behind)))
+            read = self._snapshot(
+                run_id, entry, self.store.get_run(run_id, projection=_ready_projection(plan, behind))
+            )
             if read is None:
                 break
             snapshot, candidates = read, list(dict.fromkeys(behind))
         return found
 
-    def _holds(self, entry: Doc, run_id: str, spec: Mapping[str, Any]) -> bool:
-        """Evaluate a job's condition on the run input and the jobs it reads (one projected read)."""
+    def _holds(self, entry: Doc, run_id: str, spec: Mapping[str, Any]) -> tuple[bool, Doc]:
+        """Evaluate a job's condition on the run input and the jobs it reads (one projected read).
+
+        Returns the verdict and what was read: for a failure path, that includes the ``state`` and
+        ``paths`` entry of every job it handles (terminal, so final: what its skip is decided on).
+        """
         plan: engine.Plan = entry["plan"]
         reads = plan.reads.get(spec["name"], ())
-        jobs: Doc = {}
-        if reads:
-            doc = self.store.get_run(
-                run_id, projection=project(fields={name: ("state", "output", "error") for name in reads})
-            )
-            if doc is None:
+        handles = plan.handles.get(spec["name"], ())
+        doc: Doc = {}
+        if reads or handles:
+            fields: dict[str, tuple[str, ...]] = {name: ("state", "output", "error") for name in reads}
+            for name in handles:
+                fields.setdefault(name, ("state",))
+            found = self.store.get_run(run_id, projection=project(fields=fields, paths=handles))
+            if found is None:
                 raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
-            jobs = nested(doc).get("jobs", {})
+            doc = nested(found)
+        jobs = {name: job for name, job in doc.get("jobs", {}).items() if name in reads}
         context = engine.condition_context({"input": entry.get("input"), "jobs": jobs})
         try:
-            return bool(evaluate(spec["condition"], context))
+            return bool(evaluate(spec["condition"], context)), doc
         except Exception as exc:  # a condition this runtime cannot evaluate: fail the job, never loop
             raise ConditionError(engine.condition_problem(spec["name"], spec["condition"], exc)) from exc
+
+    def _skip_counted(
+        self, entry: Doc, run_id: str, name: str, attempt: int, redrive: int, read: Doc
+    ) -> Doc | None:
+        """Skip a job whose condition is false; the run after the skip, or None if it lost.
+
+        A skipped failure path takes one off ``paths.<job>.left`` of each job it handles; the skip that
+        leaves a failed job no failure path adds one to ``unhandled`` (rule 3). Which one that is, is a
+        compare-and-set on ``left`` of the failed jobs: tried on the values ``read`` (with the condition),
+        read again when another failure path was skipped meanwhile.
+        """
+        plan: engine.Plan = entry["plan"]
+        handled = plan.handles.get(name, ())
+        projection = _ready_projection(plan, plan.dependents[name])
+        for _ in range(len(handled) + 2):
+            jobs, paths = read.get("jobs", {}), read.get("paths") or {}
+            failed = [n for n in handled if jobs.get(n, {}).get("state") in FAILED_STATES]
+            last = [n for n in failed if (paths.get(n) or {}).get("left") == 1]
+            require = {f"paths.{n}.left": 1 if n in last else {"$gt": 1} for n in failed}
+            after = self._snapshot(
+                run_id,
+                entry,
+                self.store.skip(
+                    run_id,
+                    name,
+                    attempt,
+                    redrive=redrive,
+                    inc=engine.increments(plan, name, JobState.SKIPPED, doomed=len(last)),
+                    phase=plan.phase_of.get(name),
+                    projection=projection,
+                    require=require,
+                ),
+            )
+            if after is not None or not failed:
+                return after
+            # Lost: the job was decided meanwhile, or another failure path of a failed job was skipped.
+            found = self.store.get_run(
+                run_id,
+                projection=project(
+                    fields={name: ("state", "attempt"), **{n: ("state",) for n in failed}}, paths=failed
+                ),
+            )
+            read = nested(found) if found is not None else {}
+            job = read.get("jobs", {}).get(name, {})
+            if (
+                read.get("status") != RunStatus.RUNNING
+                or _redrive(read) != redrive
+                or job.get("state") != JobState.PENDING
+                or job.get("attempt") != attempt
+            ):
+                return None
+        raise RunError(f"run {run_id!r} kept changing while job {name!r} was skipped; retry", run_id=run_id)
 
     def _claim_only(
         self, entry: Doc, run_id: str, spec: Mapping[str, Any], attempt: int, redrive: int
@@ -1074,15 +1141,19 @@ class Runtime:
         needs = [need for need in dict.fromkeys(spec.get("needs", ())) if need in plan.specs]
         at = self.store.now()
         due, _ = attempt_due(spec, {"dispatched_at": at})
+        projection = project(fields={need: ("output",) for need in needs})
+        if name in plan.handles:  # a failure path: what it lets go ahead, read by the same update
+            projection = {**projection, **_ready_projection(plan, _gated_by(plan, name))}
         claimed = self.store.claim_and_read(
             run_id,
             name,
             attempt,
-            projection=project(fields={need: ("output",) for need in needs}),
+            projection=projection,
             phase=plan.phase_of.get(name),
             at=at,
             due=due,
             redrive=redrive,
+            sets=engine.claim_sets(plan, name),
         )
         if claimed is not None and due is not None:
             self._arm(run_id, due)
@@ -1115,7 +1186,7 @@ class Runtime:
             run_id, entry["workflow"], name, attempt, EventStatus.FAILED, error=error, time=self.store.now()
         )
         self.store.insert_status(status)
-        projection = project(ready=plan.dependents[name])
+        projection = _ready_projection(plan, plan.dependents[name])
         after = self.store.record_outcome(
             run_id,
             name,
@@ -1172,6 +1243,34 @@ class Runtime:
                     self._notifier = self._notifier_factory()
                     self._notifier_factory = None
         return self._notifier
+
+
+_NOT_CLAIMED: Final = frozenset({JobState.PENDING, JobState.SKIPPED, JobState.CANCELLED, None})
+"""States of a failure path that was not (or not yet) claimed."""
+
+
+def _decided_on_counters(entry: Mapping[str, Any]) -> bool:
+    """Whether a cached run is decided on its counters: its plan allows it, and a run of a workflow
+    with failure paths carries their counters (a run started by an older flowkit does not)."""
+    plan: engine.Plan = entry["plan"]
+    if not plan.counted:
+        return False
+    return not plan.paths or int(entry.get("counters") or 0) >= engine.COUNTERS_VERSION
+
+
+def _gated_by(plan: engine.Plan, path: str) -> list[str]:
+    """The jobs gated by the jobs whose failure ``path`` handles (they wait for a failure path)."""
+    return list(
+        dict.fromkeys(d for handled in plan.handles.get(path, ()) for d in plan.gated.get(handled, ()))
+    )
+
+
+def _ready_projection(
+    plan: engine.Plan, candidates: Sequence[str], *, whole: Sequence[str] = ()
+) -> dict[str, int]:
+    """``project(ready=candidates)``, plus the ``state`` and ``paths`` entry of their gates."""
+    gates = list(dict.fromkeys(need for name in candidates for need in plan.gates.get(name, ())))
+    return project(whole=whole, ready=candidates, fields={need: ("state",) for need in gates}, paths=gates)
 
 
 def _redrive(run: Mapping[str, Any]) -> int:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from flowkit.conditions import check
 from flowkit.errors import InvalidWorkflow, RunError
 from flowkit.runtime.documents import RunDoc
-from flowkit.runtime.engine import initial_counters
+from flowkit.runtime.engine import COUNTERS_VERSION, Plan, initial_counters, initial_paths
 from flowkit.runtime.store import Store, epoch_ms, make_status, now
 from flowkit.vocab import RUN_START_LIMIT, EventStatus, JobState, RunStatus, is_valid_name
 
@@ -67,7 +67,8 @@ def new_run_document(
 
     ``document`` is a ``WorkflowDocument`` or its JSON dump (a dict, as published in MongoDB). The run
     carries the counters the handlers decide on (``docs/architecture.md``): ``remaining`` jobs not yet
-    terminal, ``unhandled`` failures, and per job ``unmet``, its needs not yet satisfied. A workflow
+    terminal, ``unhandled`` failures, per job ``unmet``, its needs not yet satisfied, and per job with
+    failure paths its ``paths`` entry (failure paths ``left``, one ``taken``). A workflow
     with a ``timeout`` gets its ``deadline`` (and the sweep key ``next_due_ms``) in the same insert,
     so the run's own timer exists from its first moment (rule 12).
     """
@@ -90,6 +91,8 @@ def new_run_document(
         "phase_index": 0,
         "remaining": counters["remaining"],
         "unhandled": counters["unhandled"],
+        "counters": COUNTERS_VERSION,
+        "paths": initial_paths(Plan.of(config)),
         "jobs": {
             spec: {
                 "state": JobState.PENDING,

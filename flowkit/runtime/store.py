@@ -76,7 +76,7 @@ OPEN_STATES: Final = vocab.OPEN_STATES
 
 # A run's fields that never change once it is inserted: the handlers read them once per container
 # (``RunCache``), together with ``IDENTITY`` that tells this run from a later one with the same id.
-FIXED_FIELDS: Final = ("workflow", "config", "input", "deadline")
+FIXED_FIELDS: Final = ("workflow", "config", "input", "deadline", "counters")
 IDENTITY: Final = ("version", "created_at")
 # What a handler reads of a run it has cached: the fields that change, plus the identity check.
 LIVE_FIELDS: Final = (
@@ -265,11 +265,16 @@ READY_FIELDS: Final = ("state", "attempt", "unmet")
 
 
 def project(
-    *, whole: Iterable[str] = (), ready: Iterable[str] = (), fields: Mapping[str, Iterable[str]] | None = None
+    *,
+    whole: Iterable[str] = (),
+    ready: Iterable[str] = (),
+    fields: Mapping[str, Iterable[str]] | None = None,
+    paths: Iterable[str] = (),
 ) -> dict[str, int]:
     """A projection of ``COUNTERS`` plus some jobs: ``whole`` entries, ``READY_FIELDS`` of ``ready``
-    ones, and ``fields`` (job -> field names). A job asked for in several ways is read whole or with the
-    union of its fields, never both (MongoDB refuses overlapping paths)."""
+    ones, and ``fields`` (job -> field names); and the ``paths`` entries of some jobs (rule 3). A job
+    asked for in several ways is read whole or with the union of its fields, never both (MongoDB
+    refuses overlapping paths)."""
     wanted: dict[str, set[str] | None] = {}
     for name in whole:
         wanted[name] = None
@@ -289,6 +294,8 @@ def project(
             result[f"jobs.{name}"] = 1
         else:
             result.update(dict.fromkeys((f"jobs.{name}.{field}" for field in sorted(subset)), 1))
+    for name in paths:
+        result[f"paths.{name}"] = 1
     return result
 
 
@@ -586,6 +593,7 @@ class Store:
         always: bool,
         due: datetime | None = None,
         redrive: int | None = None,
+        sets: Mapping[str, Any] | None = None,
     ) -> tuple[Doc, Doc]:
         prefix = job_path(job)
         condition: Doc = {
@@ -600,6 +608,8 @@ class Store:
         changes: Doc = {f"{prefix}.state": JobState.DISPATCHED, f"{prefix}.dispatched_at": at or self.clock()}
         if phase is not None:
             changes["phase_index"], changes["phase"] = phase
+        if sets:
+            changes.update(sets)
         update: Doc = {"$set": changes, "$inc": {f"{prefix}.attempt": 1}}
         if due is not None:
             _set_timer(update, prefix, due, TimerKind.ATTEMPT)
@@ -639,9 +649,12 @@ class Store:
         phase: tuple[int, str] | None = None,
         due: datetime | None = None,
         redrive: int | None = None,
+        sets: Mapping[str, Any] | None = None,
     ) -> Doc | None:
-        """``claim`` in one round trip with a read: the run after the claim (``projection``), or None."""
-        query, update = self._claim(run_id, job, attempt, at, phase, always, due, redrive)
+        """``claim`` in one round trip with a read: the run after the claim (``projection``), or None.
+
+        ``sets``: more fields set by the same update (``engine.claim_sets``: a failure path taken)."""
+        query, update = self._claim(run_id, job, attempt, at, phase, always, due, redrive, sets)
         return self.runs.find_one_and_update(
             query, update, projection=projection, return_document=ReturnDocument.AFTER
         )
@@ -790,11 +803,13 @@ class Store:
         phase: tuple[int, str] | None = None,
         projection: Mapping[str, Any] | None = None,
         redrive: int | None = None,
+        require: Mapping[str, Any] | None = None,
     ) -> RunDoc | None:
         """Rule 4: ``pending`` at ``attempt`` of a running run -> ``skipped``; the run after, or None.
 
         ``inc`` and ``phase`` are folded into the same update, as for ``record_outcome`` and ``claim``;
-        ``redrive`` as for ``claim``.
+        ``redrive`` as for ``claim``. ``require``: more conditions of the compare-and-set (a skipped
+        failure path: the ``left`` counters its ``inc`` was computed on).
         """
         prefix = job_path(job)
         changes: Doc = {f"{prefix}.state": JobState.SKIPPED, f"{prefix}.finished_at": at or self.clock()}
@@ -811,6 +826,7 @@ class Store:
                         "status": RunStatus.RUNNING,
                         f"{prefix}.state": JobState.PENDING,
                         f"{prefix}.attempt": attempt,
+                        **(require or {}),
                     },
                     redrive,
                 ),

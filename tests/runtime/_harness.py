@@ -339,7 +339,36 @@ def _dsl_documents() -> dict[str, WorkflowDocument]:
         )
         return j("prepare") >> regions >> when(input["publish"] == True, then=j("publish")) >> j("summary")  # noqa: E712
 
-    return {doc.name: doc for doc in (compile(payment), compile(etl), compile(nested))}
+    declined = j("charge")
+
+    @workflow(name="declined")
+    def declined_flow() -> Any:
+        # the failure paths test the error type: a ValueError is not handled, so the failure counts;
+        # refund also needs audit, so the two paths may be decided by different invocations at once
+        paths = parallel(j("apologise"), j("refund", needs=["audit"]))
+        return parallel(
+            sequence(declined, when(declined.error_type == "CardDeclined", then=paths)), j("audit")
+        ) >> j("close", needs=["charge"])
+
+    paid = j("charge")
+
+    @workflow(name="otherwise")
+    def otherwise_flow() -> Any:
+        # the otherwise arm is the failure path; both arms' tails join in close
+        return (
+            paid >> when(paid.succeeded, then=j("ship") >> j("receipt"), otherwise=j("refund")) >> j("close")
+        )
+
+    return {
+        doc.name: doc
+        for doc in (
+            compile(payment),
+            compile(etl),
+            compile(nested),
+            compile(declined_flow),
+            compile(otherwise_flow),
+        )
+    }
 
 
 def scenarios() -> list[Scenario]:
@@ -347,6 +376,7 @@ def scenarios() -> list[Scenario]:
     not_full = {"op": "not", "args": [input_eq("mode", "full")]}
     dsl = _dsl_documents()
     payment, etl, nested = dsl["payment"], dsl["etl"], dsl["nested"]
+    declined, otherwise = dsl["declined"], dsl["otherwise"]
     every = {spec.name: "succeeded" for spec in payment.jobs}
     happy = every | {"release": "skipped", "apologise": "skipped"}
     handled = every | {"charge": "failed", "ship": "skipped", "receipt": "skipped"}
@@ -408,6 +438,43 @@ def scenarios() -> list[Scenario]:
         Scenario("payment-happy", payment, {}, happy, "succeeded"),
         Scenario("handled-failure", payment, {}, handled, "succeeded", outcomes={"charge": "fail"}),
         Scenario(
+            # both failure paths are skipped (concurrently): exactly one of the skips makes it count
+            "failure-not-handled",
+            declined,
+            {},
+            {
+                "charge": "failed",
+                "apologise": "skipped",
+                "refund": "skipped",
+                "audit": "succeeded",
+                "close": "cancelled",
+            },
+            "failed",
+            outcomes={"charge": "fail"},
+        ),
+        Scenario(
+            "failure-paths-skipped",
+            declined,
+            {},
+            dict.fromkeys(["charge", "audit", "close"], "succeeded")
+            | dict.fromkeys(["apologise", "refund"], "skipped"),
+            "succeeded",
+        ),
+        Scenario(
+            "otherwise-failure-path",
+            otherwise,
+            {},
+            {
+                "charge": "failed",
+                "ship": "skipped",
+                "receipt": "skipped",
+                "refund": "succeeded",
+                "close": "succeeded",
+            },
+            "succeeded",
+            outcomes={"charge": "fail"},
+        ),
+        Scenario(
             "unhandled-failure",
             document("unhandled", [job("a"), job("b", "a"), job("c", "a"), job("d", "b", "c")]),
             {},
@@ -453,27 +520,26 @@ def check_invariants(world: World, scenario: Scenario, run_id: str) -> None:
     assert [e["status"] for e in ends] == ["success" if scenario.status == "succeeded" else "failed"]
     assert world.runtime.rejections == {}, world.runtime.rejections
     if engine.Plan.of(run["config"]).counted:
-        check_counters(run, scenario.document)
+        assert run.get("counters") == engine.COUNTERS_VERSION
+        check_counters(run)
 
 
-def check_counters(run: Mapping[str, Any], doc: WorkflowDocument) -> None:
-    """The counters the handlers decide on agree with the job states they summarize.
+def stored_counters(run: Mapping[str, Any]) -> dict[str, Any]:
+    """The counters a run document holds, as ``$set`` paths (the shape of ``engine.counters``)."""
+    found: dict[str, Any] = {"remaining": run["remaining"], "unhandled": run["unhandled"]}
+    for name, job in run["jobs"].items():
+        found[f"jobs.{name}.unmet"] = job["unmet"]
+    for name, entry in (run.get("paths") or {}).items():
+        found[f"paths.{name}.left"] = entry["left"]
+        found[f"paths.{name}.taken"] = entry["taken"]
+    return found
 
-    ``remaining`` = jobs not terminal, ``unhandled`` = failures without ``failure_handled``, each job's
-    ``unmet`` = its needs not succeeded, skipped or failed-and-handled.
+
+def check_counters(run: Mapping[str, Any]) -> None:
+    """The counters the handlers moved, transition by transition, are what the job states say they are
+    (``engine.counters``): ``remaining`` jobs not terminal, ``unhandled`` failures no failure path can
+    handle, each job's ``unmet`` needs, and per job with failure paths those ``left`` and ``taken``.
     """
-    specs = {spec.name: spec for spec in doc.jobs}
-    states = {name: j["state"] for name, j in run["jobs"].items()}
-
-    def satisfied(name: str) -> bool:
-        return states[name] in ("succeeded", "skipped") or (
-            states[name] in ("failed", "timed_out") and specs[name].failure_handled
-        )
-
-    terminal = {"succeeded", "failed", "skipped", "timed_out", "cancelled"}
-    assert run["remaining"] == sum(state not in terminal for state in states.values()), run["remaining"]
-    unhandled = sum(states[n] in ("failed", "timed_out") and not specs[n].failure_handled for n in specs)
-    assert run["unhandled"] == unhandled, (run["unhandled"], states)
-    for name, spec in specs.items():
-        unmet = sum(1 for need in set(spec.needs) if need in specs and not satisfied(need))
-        assert run["jobs"][name]["unmet"] == unmet, (name, run["jobs"][name]["unmet"], unmet, states)
+    expected = engine.counters(run)
+    found = stored_counters(run)
+    assert found == expected, {k: (found.get(k), v) for k, v in expected.items() if found.get(k) != v}

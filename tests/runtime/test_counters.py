@@ -38,7 +38,7 @@ def test_increments_move_only_the_counters_the_new_state_touches() -> None:
     assert engine.increments(plan, "a", "succeeded") == {"remaining": -1, "jobs.b.unmet": -1}
     assert engine.increments(plan, "a", "skipped") == {"remaining": -1, "jobs.b.unmet": -1}
     assert engine.increments(plan, "a", "failed") == {"remaining": -1, "unhandled": 1}
-    assert engine.increments(plan, "h", "failed") == {"remaining": -1, "jobs.b.unmet": -1}
+    assert engine.increments(plan, "h", "failed") == {"remaining": -1, "jobs.b.unmet": -1}  # handled_by: None
     assert engine.increments(plan, "b", "cancelled") == {"remaining": -1}
     assert engine.increments(plan, "a", "dispatched") == {}
 
@@ -50,19 +50,45 @@ def test_a_new_run_starts_with_counters_matching_its_needs() -> None:
     assert {name: j["unmet"] for name, j in run["jobs"].items()} == {"a": 0, "b": 0, "c": 2}
 
 
+def _not_succeeded(job_name: str) -> dict[str, Any]:
+    return {"op": "not", "args": [status_is(job_name, "succeeded")]}
+
+
 @st.composite
 def runs(draw: st.DrawFn) -> tuple[Any, list[tuple[str, str]]]:
-    """A random DAG (some conditions, some handled failures) and a random order of job outcomes."""
+    """A random DAG and a random order of job outcomes. Some conditions are failure paths of an
+    ancestor (``handled_by``, as the compiler writes it: ``failed``, or ``not succeeded``, which also
+    holds for a skipped job, some also reading the input, so that every failure path of a failed job
+    can be skipped), some read the input; some jobs are marked handled without naming their
+    failure paths (documents from before ``handled_by``)."""
     n = draw(st.integers(1, 9))
     jobs = []
+    ancestors: dict[str, set[str]] = {}
+    handled_by: dict[str, list[str]] = {}
     for i in range(n):
+        name = f"j{i}"
         needs = draw(st.sets(st.sampled_from([f"j{k}" for k in range(i)]), max_size=3)) if i else set()
+        ancestors[name] = set(needs).union(*(ancestors[need] for need in needs))
         condition = None
-        if needs and draw(st.booleans()):
-            condition = status_is(sorted(needs)[0], "failed")
-        elif draw(st.integers(0, 4)) == 0:
+        kind = draw(st.integers(0, 6))
+        if ancestors[name] and kind <= 3:
+            target = draw(st.sampled_from(sorted(ancestors[name])))
+            condition = [
+                status_is(target, "failed"),
+                _not_succeeded(target),
+                # false whatever the target did when go is false: its failure paths can all be skipped
+                {"op": "and", "args": [status_is(target, "failed"), input_eq("go", True)]},
+                {"op": "and", "args": [_not_succeeded(target), input_eq("go", False)]},
+            ][kind]
+            handled_by.setdefault(target, []).append(name)
+        elif kind == 4:
             condition = input_eq("go", True)
-        jobs.append(job(f"j{i}", *sorted(needs), condition=condition, failure_handled=draw(st.booleans())))
+        jobs.append(job(name, *sorted(needs), condition=condition))
+    for spec in jobs:
+        if spec["name"] in handled_by:
+            spec["failure_handled"], spec["handled_by"] = True, sorted(handled_by[spec["name"]])
+        elif draw(st.integers(0, 3)) == 0:
+            spec["failure_handled"] = True  # handled, failure paths not named
     outcomes = draw(st.lists(st.sampled_from(["succeeded", "failed"]), min_size=n, max_size=n))
     picks = draw(st.lists(st.integers(0, 1000), min_size=2 * n, max_size=2 * n))
     go = draw(st.booleans())
@@ -71,33 +97,77 @@ def runs(draw: st.DrawFn) -> tuple[Any, list[tuple[str, str]]]:
     ]
 
 
-@settings(max_examples=300, deadline=None)
+def _apply(run: dict[str, Any], changes: dict[str, Any], *, inc: bool) -> None:
+    for path, value in changes.items():
+        *parents, last = path.split(".")
+        target = run
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[last] = target[last] + value if inc else value
+
+
+@settings(max_examples=500, deadline=None)
 @given(runs())
 def test_counters_agree_with_the_whole_document_rules_at_every_step(case: Any) -> None:
+    """Jobs are decided one at a time on the counters (``engine.ready``) and moved as the handlers move
+    them (``claim_sets``, ``increments``, a skipped failure path that leaves a failed job none counting
+    it); at every step the whole-document rules (``engine.decide``, ``engine.outcome``) agree, and the
+    counters are what the job states say (``engine.counters``)."""
     (jobs, go), plan_steps = case
     doc = document("wf", jobs)
-    run = new_run_document(doc, {"go": go}, "r")
+    run: dict[str, Any] = dict(new_run_document(doc, {"go": go}, "r"))
     plan = engine.Plan.of(run["config"])
+    assert plan.counted
     wanted = {name: outcome for name, outcome in plan_steps if outcome}
     picks = [int(p) for p, outcome in plan_steps if not outcome]
     while True:
-        # the whole-document decision and the counters' must agree on what is ready, and on the end
         whole = engine.decide(run)
-        by_counters = engine.ready(run, list(plan.specs))
-        assert sorted(whole.claim + whole.skip) == sorted(by_counters), (run["jobs"], whole)
+        by_counters = engine.ready(run, list(plan.specs), plan)
+        decided = set(whole.claim + whole.skip)
+        # The counters see a job gated by a failure only once one of its failure paths is claimed;
+        # the whole-document rule already when a failure path is about to be claimed in this decision.
+        assert set(by_counters) <= decided, (run["jobs"], whole)
+        for name in decided - set(by_counters):
+            assert any(set(plan.paths[need]) & set(whole.claim) for need in plan.gates.get(name, ())), (
+                name,
+                run["jobs"],
+                whole,
+            )
         assert engine.ended(run) == engine.outcome(run)
+        found = {"remaining": run["remaining"], "unhandled": run["unhandled"]}
+        found.update({f"jobs.{n}.unmet": j["unmet"] for n, j in run["jobs"].items()})
+        found.update({f"paths.{n}.{k}": v for n, entry in run["paths"].items() for k, v in entry.items()})
+        assert found == engine.counters(run, plan)
         if not by_counters:
+            assert not decided, (run["jobs"], whole)
             break
         name = by_counters[picks.pop() % len(by_counters)] if picks else by_counters[0]
         state = "skipped" if name in whole.skip else wanted[name]
+        doomed = 0
+        if state == "skipped":
+            doomed = sum(
+                1
+                for handled in plan.handles.get(name, ())
+                if run["jobs"][handled]["state"] == "failed" and run["paths"][handled]["left"] == 1
+            )
+        else:
+            _apply(run, engine.claim_sets(plan, name), inc=False)
         # the transition: the job's new state and the increments folded into the same update
         run["jobs"][name]["state"] = state
-        for path, delta in engine.increments(plan, name, state).items():
-            if path.startswith("jobs."):
-                _, dependent, field = path.split(".")
-                run["jobs"][dependent][field] += delta
-            else:
-                run[path] += delta
+        _apply(run, engine.increments(plan, name, state, doomed=doomed), inc=True)
+
+
+def test_a_failure_path_decided_before_the_failure_it_handles_is_not_counted() -> None:
+    """A document whose failure path is not a descendant of the job it handles could decide the path
+    before the failure is recorded, which the counters do not model: such runs are decided on the
+    whole document."""
+    doc = document("wf", [job("a"), job("h", condition=status_is("a", "failed")), job("b", "a")]).model_dump(
+        mode="json"
+    )
+    doc["jobs"][0].update(failure_handled=True, handled_by=["h"])
+    assert not engine.Plan.of(doc).counted
+    doc["jobs"][1]["needs"] = ["a"]
+    assert engine.Plan.of(doc).counted
 
 
 def test_a_retried_orchestrator_claims_what_an_earlier_skip_made_ready(database: Any) -> None:
@@ -118,3 +188,30 @@ def test_a_retried_orchestrator_claims_what_an_earlier_skip_made_ready(database:
     result = world.deliver(outcome)
     assert result["dispatched"] == ["d"]
     assert [name for _, name, _ in world.dispatcher.dispatched] == ["a", "d"]
+
+
+def test_a_run_started_before_the_counters_covered_failure_paths_is_decided_on_the_whole_document(
+    database: Any,
+) -> None:
+    """A run of a workflow with failure paths without ``counters: 2`` (and so without ``paths``) is
+    decided as before, on the whole ``jobs`` map, and still comes out right."""
+    from _harness import scenarios
+
+    scenario = next(s for s in scenarios() if s.name == "handled-failure")
+    world = World(database, outcomes=scenario.outcomes)
+    start_run(world.store, scenario.document, {}, run_id="old")
+    world.store.runs.update_one({"_id": "old"}, {"$unset": {"counters": "", "paths": ""}})
+    counted = []
+    real = world.runtime._schedule_counted
+
+    def spy(*args: Any) -> Any:
+        counted.append(args)
+        return real(*args)
+
+    world.runtime._schedule_counted = spy  # type: ignore[method-assign]
+    world.drain()
+    run = world.store.get_run("old")
+    assert run is not None
+    assert {name: job["state"] for name, job in run["jobs"].items()} == scenario.states
+    assert run["status"] == "succeeded" and "paths" not in run
+    assert counted == []

@@ -111,6 +111,7 @@ CONTROL_SCENARIOS = [
     "join",
     "payment-happy",
     "handled-failure",
+    "failure-not-handled",
     "unhandled-failure",
     "nested",
     "run-timeout-hang",

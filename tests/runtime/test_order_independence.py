@@ -248,6 +248,30 @@ def test_the_harness_catches_a_handler_that_decides_on_a_stale_snapshot(
     assert failures == 1, "no schedule exposed the stale snapshot"
 
 
+def test_the_harness_catches_failure_paths_skipped_without_compare_and_set(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The failure-path schedules can fail: when the skips of a failed job's failure paths do not
+    compare-and-set the ``left`` count they were decided on, two skips racing both see another path
+    left, the failure never counts, and the run never ends."""
+    from flowkit.runtime import store as store_module
+
+    real = store_module.Store.skip
+
+    def loose_skip(self: Any, *args: Any, require: Any = None, **kwargs: Any) -> Any:
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.Store, "skip", loose_skip)
+    failures = 0
+    for seed in range(300):  # a search budget
+        try:
+            run_schedule(SCENARIOS["failure-not-handled"], RandomChoices(seed))
+        except AssertionError:
+            failures += 1
+            break
+    assert failures == 1, "no schedule exposed the racing skips"
+
+
 def test_the_harness_catches_a_retry_claimed_without_compare_and_set(monkeypatch: pytest.MonkeyPatch) -> None:
     """The timer schedules can fail: a retry claim that does not check the job is still waiting at that
     attempt lets a duplicated or late sweep dispatch an attempt twice."""
