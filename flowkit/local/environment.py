@@ -7,7 +7,7 @@
 The environment wires the production pieces together in one process: a store whose ``on_status`` hook
 feeds the in-process event bus (where the Atlas trigger would fire), the three runtime handlers behind
 the bus, and the local dispatcher that runs job bodies in a thread pool and reports through the
-job-side ``Reporter``. ``run`` starts a run with ``start_run`` and waits until it has ended and nothing
+job-side ``Reporter``. ``run`` starts a run (``start_config``) and waits until it has ended and nothing
 is left in flight, then returns the finished run. Runs go through one at a time (``run`` holds a
 lock); each gets its own run id, bodies and mocks, and its own events.
 
@@ -357,7 +357,7 @@ class LocalEnvironment:
         console: Any,
     ) -> LocalRun:
         from flowkit.runtime.control import cancel_run
-        from flowkit.runtime.start import start_run
+        from flowkit.runtime.start import start_config
 
         document, input, run_id = prepared.document, prepared.input, prepared.run_id
         runs = self.database[self.settings.runs_collection]
@@ -396,7 +396,8 @@ class LocalEnvironment:
                             self.clock() + timedelta(seconds=seconds),
                             functools.partial(self._cancel_due, run_id, f"cancel_after {seconds:g}s"),
                         )
-                    start_run(self.store, document, input, run_id=run_id)
+                    # start_run without reading back the stored run as a model (the final read does)
+                    start_config(self.store, document.model_dump(mode="json"), input, run_id=run_id)
                     asked = request.begin()
                     if asked:  # cancelled before its document existed
                         try:
@@ -420,7 +421,7 @@ class LocalEnvironment:
                     live.__exit__(None, None, None)
             elapsed = time.monotonic() - began
             final = fetch()
-            if final is None:  # pragma: no cover - start_run wrote it
+            if final is None:  # pragma: no cover - start_config wrote it
                 raise RunError(f"run '{run_id}' disappeared from the store", run_id=run_id)
         finally:
             if scheduled is not None:

@@ -128,10 +128,20 @@ def nesting(value: Any) -> int:
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, Mapping) and item:
-            stack.extend((child, depth + 1) for child in item.values())
-        elif isinstance(item, list | tuple) and item:
-            stack.extend((child, depth + 1) for child in item)
+        kind = type(item)
+        if kind is dict or kind is list or isinstance(item, Mapping | list | tuple):
+            if not item:
+                deepest = max(deepest, depth)
+                continue
+            children = item.values() if isinstance(item, Mapping) else item
+            depth += 1
+            # scalars only count for the depth they are at: only containers are looked into
+            stack.extend(
+                (child, depth)
+                for child in children
+                if type(child) is dict or type(child) is list or not isinstance(child, str | int | float)
+            )
+            deepest = max(deepest, depth)
         else:
             deepest = max(deepest, depth)
     return deepest

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -41,10 +42,11 @@ def _check_config(config: Mapping[str, Any]) -> None:
         for spec in specs
         if not is_valid_name(spec.get("name"))
     ]
-    names = [spec.get("name") for spec in specs]
+    counts = Counter(str(spec.get("name")) for spec in specs)
     problems += sorted(
         f"job {job!r} is defined more than once in workflow {name!r}"
-        for job in {str(n) for n in names if names.count(n) > 1}
+        for job, count in counts.items()
+        if count > 1
     )
     for spec in specs:
         if spec.get("condition") is not None:

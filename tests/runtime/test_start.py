@@ -98,6 +98,21 @@ def test_job_names_that_are_not_safe_paths_are_refused(store: Store) -> None:
     assert store.runs.count_documents({}) == 0
 
 
+def test_a_configuration_that_defines_jobs_twice_is_refused_naming_each_once(store: Store) -> None:
+    # A published definition is a plain dict (the starter Lambda starts it without pydantic).
+    from flowkit.runtime.start import start_config
+
+    config = document("wf", [job("a"), job("b"), job("c")]).model_dump(mode="json")
+    config["jobs"] += [dict(config["jobs"][1]), dict(config["jobs"][1]), dict(config["jobs"][0])]
+    with pytest.raises(InvalidWorkflow) as info:
+        start_config(store, config, {}, run_id="r-1")
+    assert info.value.problems == [
+        "job 'a' is defined more than once in workflow 'wf'",
+        "job 'b' is defined more than once in workflow 'wf'",
+    ]
+    assert store.runs.count_documents({}) == 0
+
+
 def test_an_empty_run_id_is_refused(store: Store) -> None:
     with pytest.raises(RunError, match="a run id is a non-empty string"):
         start_run(store, DOC, {}, run_id=" ")
