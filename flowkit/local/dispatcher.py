@@ -52,6 +52,7 @@ class LocalDispatcher:
         self._reporter = reporter
         self._default: tuple[dict[str, Body], Mocks] = (dict(bodies or {}), mocks or Mocks())
         self._runs: dict[str, tuple[dict[str, Body], Mocks]] = {}
+        self._redriven: set[str] = set()
         self._pool = DaemonPool(workers, "flowkit-job")
         self.activity = activity or Activity()
         self._lock = threading.Lock()
@@ -71,14 +72,30 @@ class LocalDispatcher:
             self.activity.done()
             raise DispatchError(f"job '{name}' cannot be started: {exc}", job=name) from exc
 
-    def register(self, run_id: str, bodies: Mapping[str, Body], mocks: Mocks | None = None) -> None:
-        """The bodies and mocks of the jobs of run ``run_id`` (before it starts)."""
+    def register(
+        self,
+        run_id: str,
+        bodies: Mapping[str, Body],
+        mocks: Mocks | None = None,
+        *,
+        count_from_redrive: bool = False,
+    ) -> None:
+        """The bodies and mocks of the jobs of run ``run_id`` (before it starts).
+
+        ``count_from_redrive``: the run is being redriven; a mock's outcome per attempt counts from the
+        job's ``attempt_base`` (its first attempt since the redrive is outcome #1).
+        """
         with self._lock:
             self._runs[run_id] = (dict(bodies), mocks or Mocks())
+            if count_from_redrive:
+                self._redriven.add(run_id)
+            else:
+                self._redriven.discard(run_id)
 
     def forget(self, run_id: str) -> None:
         with self._lock:
             self._runs.pop(run_id, None)
+            self._redriven.discard(run_id)
 
     def close(self, *, wait: bool = True) -> None:
         with self._lock:
@@ -126,10 +143,15 @@ class LocalDispatcher:
             return
         with self._lock:
             bodies, mocks = self._runs.get(run_id, self._default)
+            redriven = run_id in self._redriven
         output: Any = None
         error: JobError | None = None
         if name in mocks.outcomes:
-            outcome = mocks.outcome(name, attempt)
+            base = 0
+            if redriven:
+                _, job = self._reporter.store.read_job(run_id, name)
+                base = int((job or {}).get("attempt_base") or 0)
+            outcome = mocks.outcome(name, attempt - base)
             if outcome.hang is not None:
                 logger.info("job %s attempt %d hangs (mocked): it never reports", name, attempt)
                 return

@@ -17,6 +17,11 @@ like to any timer). Both go through ``flowkit.runtime.control.cancel_run``, as `
 and ``run`` returns the cancelled run once the jobs that were already running have reported.
 ``env.start(...)`` runs in the background and returns a ``LocalRunHandle`` (``cancel``, ``wait``).
 
+``env.redrive(workflow, run_id)`` takes a run of this environment's store that ended failed, timed out
+or cancelled back to running (``flowkit.runtime.control.redrive_run``, Step Functions' semantics) and
+carries it to its new end, with new mocks if given; a mock's outcomes per attempt count from the
+redrive (its first attempt is outcome #1), like the job's retry budget.
+
 A run that returns with work still in flight (it timed out, or ended while a job was stuck) leaves
 the bus and the dispatcher busy: the environment then retires them and builds fresh ones for the next
 run, so a stuck job of one run never delays another. ``flowkit.local.runner.run_workflow`` is the
@@ -32,7 +37,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -83,6 +88,14 @@ class _Request:
         with self.lock:
             self.started = True
             return list(self.cancel)
+
+
+@dataclass
+class _Watch:
+    """A run being waited for: set when the end event of redrive ``redrive`` (or a later one) arrives."""
+
+    ended: threading.Event
+    redrive: int = 0
 
 
 @dataclass
@@ -158,7 +171,7 @@ class LocalEnvironment:
                 f"cannot use the store at {where}, database '{self._database_name}', collection "
                 f"'{self.settings.runs_collection}': {one_line(exc, mongo_uri or '')}"
             ) from exc
-        self._ended: dict[str, threading.Event] = {}
+        self._ended: dict[str, _Watch] = {}
         self._requests: dict[str, _Request] = {}
         self._machinery: _Machinery | None = None
 
@@ -223,9 +236,10 @@ class LocalEnvironment:
 
     def _on_event(self, doc: dict[str, Any]) -> None:
         if doc.get("job") is None and doc.get("status") != EventStatus.STARTED:
-            ended = self._ended.get(str(doc.get("run_id")))
-            if ended is not None:
-                ended.set()
+            watch = self._ended.get(str(doc.get("run_id")))
+            # the end of the redrive being watched (a redrive re-inserts the end event of the one before)
+            if watch is not None and int(doc.get("attempt") or 0) >= watch.redrive:
+                watch.ended.set()
 
     # ------------------------------------------------------------------ runs
 
@@ -315,7 +329,14 @@ class LocalEnvironment:
         return _Prepared(document, bodies, checked, dict(input or {}), run_id, delay)
 
     def _run_prepared(
-        self, prepared: _Prepared, chaos: int | None, timeout: float, display: bool | None, console: Any
+        self,
+        prepared: _Prepared,
+        chaos: int | None,
+        timeout: float,
+        display: bool | None,
+        console: Any,
+        *,
+        redrive: int = 0,
     ) -> LocalRun:
         run_id = prepared.run_id
         request = self._requests.setdefault(run_id, _Request())
@@ -325,8 +346,11 @@ class LocalEnvironment:
                     raise RunError("this local environment is closed", run_id=run_id)
                 machinery = self._assemble()
                 machinery.bus.chaos = self.chaos if chaos is None else chaos
-                machinery.dispatcher.register(run_id, prepared.bodies, prepared.mocks)
-                ended = self._ended[run_id] = threading.Event()
+                machinery.dispatcher.register(
+                    run_id, prepared.bodies, prepared.mocks, count_from_redrive=redrive > 0
+                )
+                watch = self._ended[run_id] = _Watch(threading.Event(), redrive)
+                ended = watch.ended
                 try:
                     return self._run(machinery, prepared, ended, request, timeout, display, console)
                 finally:
@@ -338,6 +362,63 @@ class LocalEnvironment:
                         machinery.close()
         finally:
             self._requests.pop(run_id, None)
+
+    def redrive(
+        self,
+        workflow: Any,
+        run_id: str,
+        *,
+        mocks: Mocks | Mapping[str, Any] | None = None,
+        chaos: int | None = None,
+        timeout: float = 60,
+        display: bool | None = None,
+        console: Any = None,
+        cancel_after: float | timedelta | None = None,
+    ) -> LocalRun:
+        """Redrive run ``run_id`` of this environment's store (it ended failed, timed out or cancelled)
+        and carry it to its new end; returns the run as it then is.
+
+        ``flowkit.runtime.control.redrive_run``: the jobs whose failure ended the run, the cancelled and
+        unfinished ones, and the jobs decided on their outcome run again with a fresh attempt budget;
+        succeeded jobs keep their outputs. ``workflow`` gives the job bodies: it must be the workflow
+        the run was started with (same name and version), else ``RunError``. ``mocks`` replace the
+        outcomes of this redrive, per attempt counted from the redrive. ``events`` of the result are
+        the events this redrive inserted (its ``started``, at attempt = the new redrive count, to its end). ``RunError`` if the run
+        cannot be redriven (it succeeded, or is running), ``UnknownRun`` for an unknown id.
+        """
+        from flowkit.runtime.control import REDRIVABLE, redrive_run
+
+        prepared = self._prepare(workflow, None, mocks, cancel_after, run_id)
+        stored = self.store.get_run(
+            run_id, projection={"workflow": 1, "version": 1, "status": 1, "redrive_count": 1}
+        )
+        if stored is None:
+            from flowkit.errors import UnknownRun
+
+            raise UnknownRun(f"run {run_id!r} does not exist in {self._where()}", run_id=run_id)
+        document = prepared.document
+        if (stored.get("workflow"), stored.get("version")) != (document.name, document.version):
+            raise RunError(
+                f"run {run_id!r} is of workflow {stored.get('workflow')!r} version {stored.get('version')!r}; "
+                f"the workflow given is {document.name!r} version {document.version!r}: redrive a run with "
+                "the workflow it was started with",
+                run_id=run_id,
+                workflow=document.name,
+            )
+        status = stored.get("status")
+        if status not in REDRIVABLE:
+            raise RunError(
+                f"run {run_id!r} is {status!r}: only a failed, timed-out or cancelled run can be redriven",
+                run_id=run_id,
+                workflow=document.name,
+            )
+        count = int(stored.get("redrive_count") or 0)
+        again = replace(prepared, redrive=functools.partial(redrive_run, self.store, run_id))
+        return self._run_prepared(again, chaos, timeout, display, console, redrive=count + 1)
+
+    def _where(self) -> str:
+        where = f"MongoDB {self._uri}" if self._uri else "the embedded in-process store"
+        return f"{where}, database '{self._database_name}', collection '{self.settings.runs_collection}'"
 
     def _cancel_due(self, run_id: str, reason: str) -> None:
         """``cancel_after`` has come (on the timer loop's thread): cancel, unless the run ended first."""
@@ -396,8 +477,11 @@ class LocalEnvironment:
                             self.clock() + timedelta(seconds=seconds),
                             functools.partial(self._cancel_due, run_id, f"cancel_after {seconds:g}s"),
                         )
-                    # start_run without reading back the stored run as a model (the final read does)
-                    start_config(self.store, document.model_dump(mode="json"), input, run_id=run_id)
+                    if prepared.redrive is None:
+                        # start_run without reading back the stored run as a model (the final read does)
+                        start_config(self.store, document.model_dump(mode="json"), input, run_id=run_id)
+                    else:
+                        prepared.redrive()
                     asked = request.begin()
                     if asked:  # cancelled before its document existed
                         try:
@@ -528,6 +612,8 @@ class _Prepared:
     input: dict[str, Any]
     run_id: str
     cancel_after: float | None
+    redrive: Callable[[], Any] | None = None
+    """What starts the run again instead of ``start_config`` (``LocalEnvironment.redrive``)."""
 
 
 def _cancel_after(value: float | timedelta | None) -> float | None:

@@ -12,7 +12,9 @@ imported until a fixture is used.
 
 The session's environment runs on a virtual clock: a retry's backoff or a job's timeout is jumped
 over as soon as nothing else runs, so a test of a one-hour timeout takes milliseconds. Pass
-``clock="wall"`` for a run in real time.
+``clock="wall"`` for a run in real time. ``cancel_after=SECONDS`` cancels the run that long after it
+started, in that virtual time; ``flowkit_environment.redrive(workflow, run.id, mocks=...)`` redrives a
+run that ended unsuccessfully.
 """
 
 from __future__ import annotations
