@@ -37,14 +37,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flowkit.conditions import failure_paths
-from flowkit.document import SCHEMA_VERSION, RetryPolicy, WorkflowDocument, content_version
+from flowkit.document import SCHEMA_VERSION, RetryPolicy, WorkflowDocument, content_version_and_size
 from flowkit.dsl.job import Job
 from flowkit.dsl.nodes import Node, Parallel, Serial, When
 from flowkit.dsl.options import Retry, seconds
 from flowkit.dsl.workflow import Workflow, iter_jobs
 from flowkit.errors import InvalidWorkflow
 from flowkit.naming import FUNCTION_NAME_LIMIT, function_name
-from flowkit.vocab import DEFAULT_NOTIFY_ON, NOTIFY_KINDS
+from flowkit.vocab import (
+    DEFAULT_NOTIFY_ON,
+    ERROR_MESSAGE_LIMIT,
+    INLINE_LIMIT,
+    NOTIFY_KINDS,
+    RUN_DOCUMENT_BOUND,
+)
 
 if TYPE_CHECKING:
     from flowkit.validation import Report
@@ -305,8 +311,33 @@ def build_document(workflow: Workflow) -> tuple[WorkflowDocument, list[str]]:
         "branches": builder.branches,
         "notifications": _notifications(workflow, problems),
     }
-    data["version"] = content_version(data)
+    data["version"], json_size = content_version_and_size(data)
+    if _may_outgrow_a_run_document(data, json_size):
+        # A run document must stay under its bound whatever its jobs return (start_run checks it
+        # again with the input): measured exactly, which needs bson and the runtime's sizes.
+        from flowkit.runtime.start import config_problem
+
+        too_big = config_problem(data)
+        if too_big is not None:
+            problems.append(too_big)
     return WorkflowDocument.model_validate(data), problems
+
+
+def _may_outgrow_a_run_document(data: dict[str, Any], json_size: int) -> bool:
+    """A quick upper bound of a run's worst size (no bson): False means it surely fits the bound.
+
+    BSON takes at most 7 bytes for each byte of compact JSON (the worst: long arrays of one-digit
+    numbers, whose BSON elements carry their index as a key: 12 bytes for the 2 of ``1,`` at index
+    100,000); a job's entry, with its worst growth, takes at
+    most 2 KiB plus ``INLINE_LIMIT + 256`` bytes per attempt; the run's own fields at most 4 bytes per
+    character of a cut cancel reason plus 4 KiB. Small workflows never load bson this way.
+    """
+    jobs = data.get("jobs") or []
+    per_jobs = sum(
+        2048 + INLINE_LIMIT + int((spec.get("retry") or {}).get("max_attempts", 1)) * (INLINE_LIMIT + 256)
+        for spec in jobs
+    )
+    return 7 * json_size + per_jobs + 4 * ERROR_MESSAGE_LIMIT + 4096 > RUN_DOCUMENT_BOUND
 
 
 @contextmanager

@@ -181,9 +181,14 @@ def canonical_json(data: Any, *, indent: int | None = 2) -> str:
 
 def content_version(document: dict[str, Any]) -> str:
     """Content hash of a dumped document, ignoring its ``version`` field."""
+    return content_version_and_size(document)[0]
+
+
+def content_version_and_size(document: dict[str, Any]) -> tuple[str, int]:
+    """``content_version`` and the byte length of the compact JSON it hashes (one serialization)."""
     body = {k: v for k, v in document.items() if k != "version"}
-    digest = hashlib.sha256(canonical_json(body, indent=None).encode()).hexdigest()
-    return f"sha256:{digest[:16]}"
+    text = canonical_json(body, indent=None).encode()
+    return f"sha256:{hashlib.sha256(text).hexdigest()[:16]}", len(text)
 
 
 # --------------------------------------------------------------------------- a run
@@ -205,6 +210,10 @@ class AttemptRecord(_Model):
     state: JobState = Field(description="failed or timed_out")
     error: JobError | None = None
     finished_at: datetime | None = None
+    error_ref: str | None = Field(
+        default=None,
+        description="the error's id suffix in the results collection when too big to keep inline",
+    )
 
 
 class JobRun(_Model):
@@ -217,6 +226,14 @@ class JobRun(_Model):
     )
     output: JsonValue = None
     error: JobError | None = None
+    output_ref: str | None = Field(
+        default=None,
+        description=(
+            "set when the output is too big to keep inline in the run document: its id in the results "
+            "collection is '<run_id>/<job>/<output_ref>' (output is then null in the stored run)"
+        ),
+    )
+    error_ref: str | None = Field(default=None, description="the same as output_ref, for the error")
     dispatched_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None

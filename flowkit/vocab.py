@@ -35,6 +35,7 @@ __all__ = [
     "ERROR_MESSAGE_LIMIT",
     "EVENTBRIDGE_ENTRY_LIMIT",
     "FAILED_STATES",
+    "INLINE_LIMIT",
     "JOB_ONLY_STATUSES",
     "JOB_TERMINAL_STATES",
     "LAMBDA_ASYNC_PAYLOAD_LIMIT",
@@ -45,9 +46,11 @@ __all__ = [
     "NOTIFY_KINDS",
     "OPEN_STATES",
     "OUTCOME_STATUSES",
+    "OUTPUT_LIMIT",
+    "RESULT_KINDS",
+    "RUN_DOCUMENT_BOUND",
     "RUN_ENDED_STATUSES",
     "RUN_END_EVENTS",
-    "RUN_START_LIMIT",
     "WORKFLOW_ONLY_STATUSES",
     "ErrorType",
     "EventStatus",
@@ -229,9 +232,21 @@ EVENTBRIDGE_ENTRY_LIMIT: Final = 256 * 1024
 """EventBridge's maximum size of one PutEvents entry, in bytes."""
 ERROR_MESSAGE_LIMIT: Final = 8192
 """Characters of an error message flowkit stores; longer ones are cut, ending with a marker."""
-RUN_START_LIMIT: Final = MONGO_DOCUMENT_LIMIT // 2
-"""Largest BSON size of a new run document (configuration, input, every job pending): the other half of
-MongoDB's limit is left for what the run adds (outputs, errors, times). ``start_run`` refuses more."""
+RUN_DOCUMENT_BOUND: Final = MONGO_DOCUMENT_LIMIT - 1024 * 1024
+"""The largest a run document may ever grow (15 MiB: MongoDB's 16 MiB less a 1 MiB margin). A run's
+worst case (its configuration and input, then every job at its inline maxima with its whole attempt
+history, ``flowkit.runtime.bounds``) is computable because outputs and errors beyond ``INLINE_LIMIT``
+live in the results collection: compile refuses a workflow, ``start_run`` a run, and ``redrive_run`` a
+redrive whose run document could pass it."""
+INLINE_LIMIT: Final = 256
+"""Largest BSON size of ``{"v": value}`` for a job's output or error kept inline in the run document;
+a larger one is stored in the results collection and the run keeps its reference."""
+OUTPUT_LIMIT: Final = 240 * 1024
+"""Largest BSON size of ``{"v": output}`` of one job's output (240 KiB); a larger output fails the job
+with ``InvalidOutput`` naming the job and the size. (Its status event must also fit an EventBridge
+entry, ``EVENTBRIDGE_ENTRY_LIMIT``.)"""
+RESULT_KINDS: Final = ("output", "error")
+"""What a document of the results collection holds: a job attempt's output, or its error."""
 
 # attribute of ``flowkit.runtime.config.Settings`` -> environment variable
 ENV: Final = {
@@ -239,6 +254,7 @@ ENV: Final = {
     "database": "FLOWKIT_DATABASE",
     "runs_collection": "FLOWKIT_RUNS_COLLECTION",
     "statuses_collection": "FLOWKIT_STATUSES_COLLECTION",
+    "results_collection": "FLOWKIT_RESULTS_COLLECTION",
     "slack_token": "FLOWKIT_SLACK_TOKEN",
     "slack_webhook_url": "FLOWKIT_SLACK_WEBHOOK_URL",
     "webhook_url": "FLOWKIT_WEBHOOK_URL",

@@ -175,6 +175,8 @@ def _detail(job: Mapping[str, Any], limit: int = 80) -> str:
         text = f"{error.get('type')}: {error.get('message')}"
     elif job.get("output") is not None:
         text = json.dumps(job.get("output"), sort_keys=True, default=str)
+    elif job.get("error_ref") or job.get("output_ref"):
+        text = "(in the results collection)"
     else:
         return ""
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -213,6 +215,8 @@ def show_status(args: argparse.Namespace) -> int:
             )
         if args.watch:
             run = _watch(store, args.run_id, args.interval) or run
+        # big outputs and errors are kept in the results collection: shown here in full
+        run = store.resolve_run(run)
     if args.json:
         print(json.dumps(run, default=_iso, sort_keys=True, indent=2))
     else:

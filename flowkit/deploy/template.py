@@ -176,6 +176,7 @@ def build_template(
         "FLOWKIT_DATABASE": _ref("Database"),
         "FLOWKIT_RUNS_COLLECTION": _ref("RunsCollection"),
         "FLOWKIT_STATUSES_COLLECTION": _ref("StatusesCollection"),
+        "FLOWKIT_RESULTS_COLLECTION": _ref("ResultsCollection"),
         "FLOWKIT_WORKFLOWS_COLLECTION": _ref("WorkflowsCollection"),
     }
     secret_read = {
@@ -559,6 +560,7 @@ def _parameters(*, jobs: bool) -> Doc:
         "Database": {"Type": "String", "Default": "flowkit"},
         "RunsCollection": {"Type": "String", "Default": "state-machines"},
         "StatusesCollection": {"Type": "String", "Default": "statuses"},
+        "ResultsCollection": {"Type": "String", "Default": "results"},
         "WorkflowsCollection": {"Type": "String", "Default": "workflows"},
     }
     if jobs:

@@ -109,6 +109,9 @@ def _detail(job: Mapping[str, Any], state: str, room: int) -> str:
         detail = f"{when} after {detail}" if detail else when
     if not detail and job.get("output") is not None:
         detail = _short(job.get("output"), room)
+    if not detail and (job.get("output_ref") or job.get("error_ref")):
+        # too big to keep in the run document: the live table does not fetch it (the summary does)
+        detail = "(in the results collection)"
     return detail if len(detail) <= room else detail[: room - 1] + "…"
 
 

@@ -57,7 +57,7 @@ from flowkit.runtime.config import Settings
 from flowkit.vocab import JOB_TERMINAL_STATES, EventStatus, RunStatus
 
 if TYPE_CHECKING:
-    from flowkit.runtime.documents import StatusDoc
+    from flowkit.runtime.documents import RunDoc, StatusDoc
 
 __all__ = ["LocalEnvironment", "LocalRunHandle"]
 
@@ -157,6 +157,7 @@ class LocalEnvironment:
             self.database,
             runs=self.settings.runs_collection,
             statuses=self.settings.statuses_collection,
+            results=self.settings.results_collection,
             on_status=self._publish,
             clock=self.clock,
         )
@@ -447,6 +448,11 @@ class LocalEnvironment:
             found: dict[str, Any] | None = runs.find_one({"_id": run_id})
             return found
 
+        def final_run() -> dict[str, Any] | None:
+            # the finished run with its big outputs and errors read back from the results collection
+            found = fetch()
+            return None if found is None else dict(self.store.resolve_run(cast("RunDoc", found)))
+
         def progress() -> dict[str, Any] | None:
             # what the live table shows, without the embedded configuration (the bulk of a run document)
             found: dict[str, Any] | None = runs.find_one(
@@ -504,7 +510,7 @@ class LocalEnvironment:
                 if live is not None:
                     live.__exit__(None, None, None)
             elapsed = time.monotonic() - began
-            final = fetch()
+            final = final_run()
             if final is None:  # pragma: no cover - start_config wrote it
                 raise RunError(f"run '{run_id}' disappeared from the store", run_id=run_id)
         finally:

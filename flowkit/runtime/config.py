@@ -42,6 +42,8 @@ class Settings:
     database: str = "flowkit"
     runs_collection: str = "state-machines"
     statuses_collection: str = "statuses"
+    # outputs and errors too big to keep inline in a run document (``flowkit.runtime.results``)
+    results_collection: str = "results"
     slack_token: str | None = None
     slack_webhook_url: str | None = None
     webhook_url: str | None = None

@@ -30,6 +30,8 @@ from typing import Any, Final
 from flowkit.conditions import referenced_jobs
 from flowkit.errors import RunError, UnknownRun
 from flowkit.runtime import engine
+from flowkit.runtime.bounds import redrive_problem
+from flowkit.runtime.limits import clean_text, short_text
 from flowkit.runtime.store import Store, end_event, epoch_ms, make_status
 from flowkit.runtime.timers import as_datetime
 from flowkit.vocab import FAILED_STATES, JOB_TERMINAL_STATES, OPEN_STATES, EventStatus, JobState, RunStatus
@@ -67,6 +69,8 @@ def cancel_run(store: Store, run_id: str, *, reason: str | None = None) -> bool:
     """
     if reason is not None and not isinstance(reason, str):
         raise RunError(f"a cancel reason is a string, got {reason!r}", run_id=run_id)
+    if reason is not None:  # stored in the run document: cut like an error message (its bound counts on it)
+        reason = short_text(clean_text(reason))
     won = False
     for _ in range(_RETRIES):
         run = _read(store, run_id)
@@ -209,6 +213,10 @@ def redrive_run(store: Store, run_id: str) -> Redrive:
             end_event(run, status, output=output, time=as_datetime(run.get("ended_at")) or store.now())
         )
         names = jobs_to_redrive(run)
+        # the jobs it resets get a fresh retry budget: their attempt history can grow again
+        too_big = redrive_problem(run, names)
+        if too_big is not None:
+            raise RunError(too_big, run_id=run_id, workflow=run.get("workflow"))
         query: Doc = {
             "_id": run_id,
             "status": status,
@@ -238,6 +246,8 @@ def redrive_run(store: Store, run_id: str) -> Redrive:
                 "attempt_base": job["attempt"],
                 "output": None,
                 "error": None,
+                "output_ref": None,
+                "error_ref": None,
                 "dispatched_at": None,
                 "started_at": None,
                 "finished_at": None,

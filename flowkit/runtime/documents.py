@@ -17,9 +17,20 @@ Run documents are often read with a projection (only the fields a handler needs)
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Final, TypedDict
+from typing import Any, Final, NotRequired, TypedDict
 
-__all__ = ["STORED_ONLY", "AttemptDoc", "ErrorDoc", "JobEntry", "PathsEntry", "RunDoc", "StatusDoc"]
+from flowkit.vocab import JobState
+
+__all__ = [
+    "STORED_ONLY",
+    "AttemptDoc",
+    "ErrorDoc",
+    "JobEntry",
+    "PathsEntry",
+    "RunDoc",
+    "StatusDoc",
+    "pending_entry",
+]
 
 
 class ErrorDoc(TypedDict):
@@ -36,6 +47,8 @@ class AttemptDoc(TypedDict):
     state: str
     error: ErrorDoc | None
     finished_at: datetime | None
+    error_ref: NotRequired[str | None]
+    """The error's reference in the results collection when it is too big to keep inline."""
 
 
 class JobEntry(TypedDict):
@@ -45,6 +58,11 @@ class JobEntry(TypedDict):
     attempt: int
     output: Any
     error: ErrorDoc | None
+    output_ref: NotRequired[str | None]
+    """The output's reference in the results collection (``output`` is then null): set when the
+    output is over ``INLINE_LIMIT`` (``flowkit.runtime.results``)."""
+    error_ref: NotRequired[str | None]
+    """The same for the error."""
     dispatched_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
@@ -69,6 +87,25 @@ class PathsEntry(TypedDict):
     """Its failure paths not skipped: 0 with the job failed = the failure counts (``unhandled``)."""
     taken: bool
     """One of its failure paths was claimed: if it failed, the jobs it gates may go ahead."""
+
+
+def pending_entry(unmet: int) -> JobEntry:
+    """A job's entry in a new run: pending at attempt 0, with ``unmet`` needs to wait for."""
+    return {
+        "state": JobState.PENDING,
+        "attempt": 0,
+        "attempt_base": 0,
+        "unmet": unmet,
+        "output": None,
+        "error": None,
+        "dispatched_at": None,
+        "started_at": None,
+        "finished_at": None,
+        "heartbeat_at": None,
+        "attempts": {},
+        "due": None,
+        "timer": None,
+    }
 
 
 class RunDoc(TypedDict, total=False):

@@ -38,7 +38,7 @@ from flowkit.errors import (
 from flowkit.runtime import engine
 from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload
 from flowkit.runtime.documents import ErrorDoc, RunDoc, StatusDoc
-from flowkit.runtime.limits import clean_text, short_text, value_problem
+from flowkit.runtime.limits import clean_text, output_size_problem, short_text, value_problem
 from flowkit.runtime.store import RunCache, Store, end_event, make_status, nested, project
 from flowkit.vocab import FAILED_STATES, OPEN_STATES, EventStatus, JobState, RunStatus, is_valid_name
 
@@ -106,7 +106,10 @@ def _outcome_of(status: Mapping[str, Any]) -> tuple[JobState, Any, ErrorDoc | No
         return state, None, status["error"], None
     problem = value_problem(status["output"], "output")
     if problem is None:
-        return state, status["output"], None, None
+        problem = output_size_problem(status["job"], status["output"])
+        if problem is None:
+            return state, status["output"], None, None
+        return _failure(status, problem)
     message = f"the output reported for job {status['job']!r} cannot be stored unchanged: {problem}"
     return _failure(status, short_text(message))
 
@@ -278,6 +281,8 @@ class Runtime:
             # jobs that failed a run (one read, on failures only).
             run = self.store.get_run(status.run_id)
             config = None if run is None else dict(run["config"].get("notifications") or {})
+            if run is not None:
+                run = self._notified_values(run)
         else:
             config = self.store.read_notifications(status.run_id)
         if config is None:
@@ -402,8 +407,21 @@ class Runtime:
         if not isinstance(due, datetime):
             return  # a projection without the due time: the sweep's retry still happens
         history = (current.get("attempts") or {}).get(str(attempt))
+        if isinstance(history, Mapping) and history.get("error_ref"):  # a big error: in the results
+            resolved = self.store.resolve(run_id, {job: current}, errors=(job,), history=True)
+            history = resolved[job]["attempts"][str(attempt)]
         error = history.get("error") if isinstance(history, Mapping) else None
         self._retrying(run_id, workflow, job, attempt, error, due)
+
+    def _notified_values(self, run: RunDoc) -> RunDoc:
+        """A failed run as a failure notification reads it: every job's error, and the outputs the
+        failure paths' conditions read, fetched from the results collection where they are big."""
+        jobs = run.get("jobs")
+        if not isinstance(jobs, dict) or not isinstance(run.get("config"), Mapping):
+            return run
+        reads = {name for names in engine.Plan.of(run["config"]).reads.values() for name in names}
+        resolved = self.store.resolve(run["_id"], jobs, outputs=reads, errors=None)
+        return run if resolved is jobs else cast(RunDoc, {**run, "jobs": resolved})
 
     def _get_run(self, run_id: str, projection: Mapping[str, Any] | None) -> RunDoc | None:
         return self.store.get_run(run_id, projection=projection)
@@ -570,7 +588,7 @@ class Runtime:
         skipped: list[str] = []
         seen: set[str] = set()
         while run.get("status") == RunStatus.RUNNING:
-            decision = engine.decide(run)
+            decision = engine.decide(self._with_read_values(run))
             if decision.drain:
                 # Rule 9: failing, with always jobs left: nothing else may start from now on.
                 run = self._drain(run["_id"], _redrive(run))
@@ -634,6 +652,18 @@ class Runtime:
                 break
         return run, claimed, skipped
 
+    def _with_read_values(self, run: RunDoc) -> RunDoc:
+        """``run`` with the big outputs and errors its conditions read fetched from the results collection."""
+        entry = self.run_cache.get(run["_id"])
+        plan = entry.get("plan") if entry is not None else None
+        if plan is None:
+            plan = engine.Plan.of(run["config"])
+        reads = {name for names in plan.reads.values() for name in names}
+        if not reads:
+            return run
+        jobs = self.store.resolve(run["_id"], run["jobs"], outputs=reads, errors=reads)
+        return run if jobs is run["jobs"] else cast(RunDoc, {**run, "jobs": jobs})
+
     def _drain(self, run_id: str, redrive: int) -> RunDoc:
         """Mark the run draining; the run after (or as it is, if it ended or was redriven meanwhile)."""
         after = self._read(
@@ -674,6 +704,11 @@ class Runtime:
         failed itself, so failure handling, the run's end and notifications follow the usual path.
         """
         try:
+            needs = [need for need in spec.get("needs", ()) if need in run["jobs"]]
+            # big outputs of the needs live in the results collection: fetched in one query
+            jobs = self.store.resolve(run["_id"], run["jobs"], outputs=needs)
+            if jobs is not run["jobs"]:
+                run = {**run, "jobs": jobs}
             payload = build_payload(run, spec, attempt, limit=self.payload_limit)
             # Copies: the run's config and input are shared with the run cache, and a dispatcher that
             # hands them to code in this process (the local runner) must not be able to change them.
@@ -1064,7 +1099,9 @@ class Runtime:
         handles = plan.handles.get(spec["name"], ())
         doc: Doc = {}
         if reads or handles:
-            fields: dict[str, tuple[str, ...]] = {name: ("state", "output", "error") for name in reads}
+            fields: dict[str, tuple[str, ...]] = {
+                name: ("state", "output", "error", "output_ref", "error_ref") for name in reads
+            }
             for name in handles:
                 fields.setdefault(name, ("state",))
             found = self.store.get_run(run_id, projection=project(fields=fields, paths=handles))
@@ -1072,6 +1109,8 @@ class Runtime:
                 raise UnknownRun(f"run {run_id!r} does not exist", run_id=run_id)
             doc = nested(found)
         jobs = {name: job for name, job in doc.get("jobs", {}).items() if name in reads}
+        # big outputs and errors live in the results collection: fetched in one query
+        jobs = dict(self.store.resolve(run_id, jobs, outputs=reads, errors=reads))
         context = engine.condition_context({"input": entry.get("input"), "jobs": jobs})
         try:
             return bool(evaluate(spec["condition"], context)), doc
@@ -1141,7 +1180,7 @@ class Runtime:
         needs = [need for need in dict.fromkeys(spec.get("needs", ())) if need in plan.specs]
         at = self.store.now()
         due, _ = attempt_due(spec, {"dispatched_at": at})
-        projection = project(fields={need: ("output",) for need in needs})
+        projection = project(fields={need: ("output", "output_ref") for need in needs})
         if name in plan.handles:  # a failure path: what it lets go ahead, read by the same update
             projection = {**projection, **_ready_projection(plan, _gated_by(plan, name))}
         claimed = self.store.claim_and_read(

@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping
 from typing import Any, Final
 
-from flowkit.vocab import ERROR_MESSAGE_LIMIT, MONGO_NESTING_LIMIT
+from flowkit.vocab import ERROR_MESSAGE_LIMIT, MONGO_NESTING_LIMIT, OUTPUT_LIMIT
 
 __all__ = [
     "INPUT_NESTING_LIMIT",
@@ -31,6 +31,7 @@ __all__ = [
     "clean_text",
     "json_size",
     "nesting",
+    "output_size_problem",
     "short_text",
     "value_problem",
 ]
@@ -120,6 +121,22 @@ def value_problem(value: Any, where: str, *, max_depth: int = OUTPUT_NESTING_LIM
             continue
         return f"{at}: a {type(item).__name__} is not JSON data ({short_text(repr(item), 60)})"
     return None
+
+
+def output_size_problem(job: object, output: Any, *, limit: int = OUTPUT_LIMIT) -> str | None:
+    """Why ``output`` (a value ``value_problem`` accepted) is too big to be one job's output, or None.
+
+    Measured as the BSON size of ``{"v": output}``, naming the job and both sizes.
+    """
+    import bson  # pymongo's; imported here so that this module stays importable without it
+
+    size = len(bson.encode({"v": output}))
+    if size <= limit:
+        return None
+    return (
+        f"the output of job {job!r} is {size} bytes (BSON), over the limit of {limit} bytes "
+        f"({limit // 1024} KiB) for one output; store large data elsewhere (e.g. S3) and return a reference"
+    )
 
 
 def nesting(value: Any) -> int:

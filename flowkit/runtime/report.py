@@ -31,7 +31,7 @@ from typing import Any, Final, TypeVar, overload
 
 from flowkit.errors import RejectedReport, UnknownRun
 from flowkit.runtime.documents import ErrorDoc
-from flowkit.runtime.limits import clean_text, short_text, value_problem
+from flowkit.runtime.limits import clean_text, output_size_problem, short_text, value_problem
 from flowkit.runtime.store import Store, make_status
 from flowkit.vocab import EVENTBRIDGE_ENTRY_LIMIT, OPEN_STATES, EventStatus, JobState, is_valid_name
 
@@ -96,6 +96,9 @@ class Reporter:
         problem = value_problem(output, "output")
         if problem is not None:
             return f"the output of job {job!r} cannot be stored unchanged: {problem}"
+        problem = output_size_problem(job, output)
+        if problem is not None:
+            return problem
         size = _event_size(make_status(run_id, "", job, attempt, EventStatus.SUCCESS, output=output))
         if size > self.event_limit:
             return (

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from flowkit.conditions import check
 from flowkit.errors import InvalidWorkflow, RunError
-from flowkit.runtime.documents import RunDoc
+from flowkit.runtime.documents import RunDoc, pending_entry
 from flowkit.runtime.engine import COUNTERS_VERSION, Plan, initial_counters, initial_paths
 from flowkit.runtime.store import Store, epoch_ms, make_status, now
-from flowkit.vocab import RUN_START_LIMIT, EventStatus, JobState, RunStatus, is_valid_name
+from flowkit.vocab import EventStatus, RunStatus, is_valid_name
 
 if TYPE_CHECKING:
     from flowkit.document import Run, WorkflowDocument
 
-__all__ = ["new_run_document", "start_config", "start_run"]
+__all__ = ["config_problem", "new_run_document", "start_config", "start_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,21 +96,7 @@ def new_run_document(
         "counters": COUNTERS_VERSION,
         "paths": initial_paths(Plan.of(config)),
         "jobs": {
-            spec: {
-                "state": JobState.PENDING,
-                "attempt": 0,
-                "attempt_base": 0,
-                "unmet": unmet[spec],
-                "output": None,
-                "error": None,
-                "dispatched_at": None,
-                "started_at": None,
-                "finished_at": None,
-                "heartbeat_at": None,
-                "attempts": {},
-                "due": None,
-                "timer": None,
-            }
+            spec: pending_entry(unmet[spec])
             for spec in (str(spec["name"]) for spec in config.get("jobs") or [])
         },
         "created_at": created,
@@ -169,22 +155,26 @@ def start_config(store: Store, config: Mapping[str, Any], input: Any, *, run_id:
 
 
 def _check_size(doc: Mapping[str, Any], name: str) -> None:
-    """Refuse a run whose document would start over ``RUN_START_LIMIT`` (half of MongoDB's 16 MB)."""
-    import bson
+    """Refuse a run whose document could grow past ``RUN_DOCUMENT_BOUND`` (``flowkit.runtime.bounds``)."""
+    from flowkit.runtime.bounds import Bound
 
-    size = len(bson.encode(doc))
-    if size > RUN_START_LIMIT:
-        mib = 1024 * 1024
-        raise RunError(
-            f"workflow {name!r}: a new run document would be {size / mib:.1f} MiB ({len(doc['jobs'])} jobs, "
-            f"configuration {len(bson.encode(doc['config'])) / mib:.1f} MiB, input "
-            f"{len(bson.encode(doc['input'])) / mib:.1f} MiB), over the {RUN_START_LIMIT // mib} MiB a run "
-            "may start with (half of MongoDB's 16 MiB document limit, the rest is for its outputs, errors "
-            "and times): split the workflow, or pass large data by reference (an S3 key) instead of in "
-            "the input",
-            workflow=name,
-            run_id=str(doc["_id"]),
-        )
+    bound = Bound.of_run(doc)
+    if bound.over:
+        raise RunError(bound.message(), workflow=name, run_id=str(doc["_id"]))
+
+
+def config_problem(config: Mapping[str, Any]) -> str | None:
+    """Why runs of a compiled document (a plain dict) could pass ``RUN_DOCUMENT_BOUND`` even with an
+    empty input (``flowkit.runtime.bounds``), or None. The compiler reports it as a problem."""
+    from flowkit.runtime.bounds import Bound
+
+    names = [str(spec.get("name")) for spec in config.get("jobs") or () if isinstance(spec, Mapping)]
+    # the run's own fields, as a new run has them (without building every job's entry)
+    rest = dict(new_run_document({**config, "jobs": []}, {}, ""))
+    del rest["config"], rest["jobs"]
+    rest["paths"] = initial_paths(Plan.of(config))
+    bound = Bound.of_parts(rest, config, names)
+    return bound.message(what="its run document") if bound.over else None
 
 
 def _same_run(existing: Mapping[str, Any], new: Mapping[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""The MongoDB side of the runtime: two collections, their indexes, and the atomic transitions.
+"""The MongoDB side of the runtime: its collections, their indexes, and the atomic transitions.
 
 Every state change is one single-document conditional update (a compare-and-set on the job's state
 and attempt, or on the run's status): never a read-modify-write of a whole document. The rules these
@@ -8,6 +8,10 @@ Only the portable subset of MongoDB is used, so the same code runs on MongoDB 4.
 DocumentDB and Azure Cosmos DB for MongoDB: ``insert_one``, ``find_one`` (with projection),
 ``find_one_and_update`` / ``update_one`` with equality and ``$in`` / ``$lt`` filters, ``$set`` and
 ``$inc``, and a unique index. No transactions, no aggregation-pipeline updates.
+
+Outputs and errors beyond ``vocab.INLINE_LIMIT`` go to the results collection (``keep``, before the
+compare-and-set that references them) and are fetched back only where needed (``resolve``); see
+``flowkit.runtime.results``.
 
 Documents are plain dicts here: this module is imported by the Lambda handlers and stays free of
 pydantic (see the cold-start notes in ``docs/runtime.md``).
@@ -27,6 +31,7 @@ from pymongo.errors import DocumentTooLarge, DuplicateKeyError, OperationFailure
 
 from flowkit import vocab
 from flowkit.errors import LimitExceeded, RunError
+from flowkit.runtime import results as _results
 from flowkit.runtime.documents import ErrorDoc, RunDoc, StatusDoc
 from flowkit.runtime.engine import Plan
 from flowkit.vocab import (
@@ -389,7 +394,8 @@ def _ensure_index(
 
 
 class Store:
-    """The runs (``state-machines``) and status events (``statuses``) collections of one database.
+    """The runs (``state-machines``), status events (``statuses``) and big outputs and errors
+    (``results``) collections of one database.
 
     ``on_status`` is called with every status document after it was inserted for the first time
     (never for a duplicate): the local runner's in-process bus hooks in here, exactly like the Atlas
@@ -403,12 +409,14 @@ class Store:
         *,
         runs: str = "state-machines",
         statuses: str = "statuses",
+        results: str = "results",
         on_status: StatusHook | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.database = database
         self.runs: Collection[Doc] = database[runs]
         self.statuses: Collection[Doc] = database[statuses]
+        self.results: Collection[Doc] = database[results]
         self.on_status = on_status
         self.clock: Callable[[], datetime] = clock or now
 
@@ -428,6 +436,7 @@ class Store:
             client[settings.database],
             runs=settings.runs_collection,
             statuses=settings.statuses_collection,
+            results=settings.results_collection,
             on_status=on_status,
         )
 
@@ -455,6 +464,9 @@ class Store:
         # The timer sweep: runs with a due time at or before now (rule 12). Runs without a timer have
         # no ``next_due_ms`` field, so a sweep reads only the runs that have something due.
         _ensure_index(self.runs, [("next_due_ms", ASCENDING)], name="flowkit_next_due")
+        # A run's big outputs and errors (results are read by _id; this finds them per run, e.g. to
+        # delete them with the run).
+        _ensure_index(self.results, [("run_id", ASCENDING)], name="flowkit_results_run")
 
     # ------------------------------------------------------------------ plain reads and inserts
 
@@ -502,6 +514,63 @@ class Store:
             self.on_status(cast(StatusDoc, stored))
         return True
 
+    # ------------------------------------------------------------------ results (big outputs and errors)
+
+    def keep(self, run_id: str, job: str, attempt: int, kind: str, value: Any) -> tuple[Any, str | None]:
+        """``(inline value, reference)`` for a job attempt's output or error (``kind``).
+
+        A value within ``INLINE_LIMIT`` stays inline; a larger one is inserted into the results
+        collection under an id naming its content (a duplicate key means it is already there) and
+        only its reference goes into the run. Call it *before* the compare-and-set that stores the
+        reference: a run never references a missing result, and one whose compare-and-set loses is
+        an orphan nobody reads. ``LimitExceeded`` if MongoDB refuses the document for its size.
+        """
+        inline, ref, doc = _results.place(run_id, job, attempt, kind, value, at=self.clock())
+        if doc is not None:
+            try:
+                self.results.insert_one(doc)
+            except DuplicateKeyError:
+                pass  # the same content (the id is its digest), written by another delivery
+            except (OperationFailure, DocumentTooLarge) as exc:
+                if not _over_limit(exc):
+                    raise
+                raise LimitExceeded(
+                    f"MongoDB refused to store the {kind} of job {job!r} of run {run_id!r}: {exc}",
+                    run_id=run_id,
+                    job=job,
+                ) from exc
+        return inline, ref
+
+    def resolve(
+        self,
+        run_id: str,
+        jobs: Mapping[str, Any],
+        *,
+        outputs: Iterable[str] | None = (),
+        errors: Iterable[str] | None = (),
+        history: bool = False,
+    ) -> Mapping[str, Any]:
+        """``jobs`` (a run's ``jobs`` map, or part of it) with the referenced values of ``outputs`` /
+        ``errors`` (job names; None: every job; ``history``: the attempts' errors too) fetched in one
+        query. Returns ``jobs`` itself when nothing is referenced; never mutates it. ``RunError`` if
+        a referenced result is missing."""
+        wanted = _results.refs(run_id, jobs, outputs=outputs, errors=errors, history=history)
+        if not wanted:
+            return jobs
+        values = {doc["_id"]: doc.get("value") for doc in self.results.find({"_id": {"$in": list(wanted)}})}
+        if len(values) < len(wanted):
+            raise _results.missing(run_id, set(wanted) - set(values))
+        return _results.with_values(run_id, jobs, values, set(wanted.values()))
+
+    def resolve_run(self, run: RunDoc) -> RunDoc:
+        """A run document with every referenced output and error in place (status views, local results)."""
+        if "jobs" not in run:
+            return run
+        jobs = self.resolve(run["_id"], run["jobs"], outputs=None, errors=None, history=True)
+        if jobs is run["jobs"]:
+            return run
+        return cast(RunDoc, {**run, "jobs": jobs})
+
     # ------------------------------------------------------------------ atomic transitions
 
     def record_outcome(
@@ -546,10 +615,17 @@ class Store:
         }
         if version is not None:
             query["version"] = version
+        # Big values go to the results collection first; the run keeps their references.
+        output, output_ref = self.keep(run_id, job, attempt, "output", output)
+        error_value, error_ref = self.keep(
+            run_id, job, attempt, "error", dict(error) if error is not None else None
+        )
         sets: Doc = {
             f"{prefix}.state": state,
             f"{prefix}.output": output,
-            f"{prefix}.error": dict(error) if error is not None else None,
+            f"{prefix}.output_ref": output_ref,
+            f"{prefix}.error": error_value,
+            f"{prefix}.error_ref": error_ref,
             f"{prefix}.finished_at": at,
             f"{prefix}.due": None,
             f"{prefix}.timer": None,
@@ -559,7 +635,8 @@ class Store:
             sets[f"{prefix}.attempts.{attempt}"] = {
                 "attempt": attempt,
                 "state": state,
-                "error": sets[f"{prefix}.error"],
+                "error": error_value,
+                "error_ref": error_ref,
                 "finished_at": at,
             }
         if retry_at is not None and state in FAILED_STATES:
