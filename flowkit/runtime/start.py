@@ -28,8 +28,9 @@ from flowkit.vocab import EventStatus, RunStatus, is_valid_name
 
 if TYPE_CHECKING:
     from flowkit.document import Run, WorkflowDocument
+    from flowkit.runtime.bounds import Bound
 
-__all__ = ["config_problem", "new_run_document", "start_config", "start_run"]
+__all__ = ["config_bound", "config_problem", "new_run_document", "start_config", "start_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -163,17 +164,23 @@ def _check_size(doc: Mapping[str, Any], name: str) -> None:
         raise RunError(bound.message(), workflow=name, run_id=str(doc["_id"]))
 
 
-def config_problem(config: Mapping[str, Any]) -> str | None:
-    """Why runs of a compiled document (a plain dict) could pass ``RUN_DOCUMENT_BOUND`` even with an
-    empty input (``flowkit.runtime.bounds``), or None. The compiler reports it as a problem."""
+def config_bound(config: Mapping[str, Any]) -> Bound:
+    """The worst case of a run of a compiled document (a plain dict) with an empty input and run id,
+    computed without building every job's entry (``flowkit.runtime.bounds``)."""
     from flowkit.runtime.bounds import Bound
 
     names = [str(spec.get("name")) for spec in config.get("jobs") or () if isinstance(spec, Mapping)]
-    # the run's own fields, as a new run has them (without building every job's entry)
+    # the run's own fields, as a new run has them
     rest = dict(new_run_document({**config, "jobs": []}, {}, ""))
     del rest["config"], rest["jobs"]
     rest["paths"] = initial_paths(Plan.of(config))
-    bound = Bound.of_parts(rest, config, names)
+    return Bound.of_parts(rest, config, names)
+
+
+def config_problem(config: Mapping[str, Any]) -> str | None:
+    """Why runs of a compiled document could pass ``RUN_DOCUMENT_BOUND`` even with an empty input, or
+    None. The compiler reports it as a problem of the workflow."""
+    bound = config_bound(config)
     return bound.message(what="its run document") if bound.over else None
 
 

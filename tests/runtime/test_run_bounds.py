@@ -21,7 +21,7 @@ from flowkit.errors import InvalidWorkflow, RunError
 from flowkit.runtime.bounds import Bound, job_growth
 from flowkit.runtime.control import cancel_run, redrive_run
 from flowkit.runtime.results import bson_size
-from flowkit.runtime.start import config_problem, new_run_document, start_run
+from flowkit.runtime.start import config_bound, config_problem, new_run_document, start_run
 from flowkit.runtime.store import Store
 from flowkit.vocab import ERROR_MESSAGE_LIMIT, INLINE_LIMIT, MONGO_DOCUMENT_LIMIT, RUN_DOCUMENT_BOUND
 
@@ -64,13 +64,24 @@ def test_the_initial_size_is_computed_exactly_without_encoding_the_whole_documen
 
 
 def test_the_compile_time_bound_is_the_start_time_bound_with_an_empty_input() -> None:
-    doc = document("same", [job("a"), job("b", "a", retry={"max_attempts": 4})])
+    handled = {"op": "eq", "args": [{"ref": ["jobs", "a", "status"]}, {"const": "failed"}]}
+    doc = document(
+        "same",
+        [
+            job("a", failure_handled=True),
+            job("b", "a", retry={"max_attempts": 4}, condition=handled),
+            job("c", "a"),
+        ],
+    )
     config = doc.model_dump(mode="json")
+    config["jobs"][0]["handled_by"] = ["b"]  # a failure path: the run holds a paths entry for a
     at_start = Bound.of_run(new_run_document(config, {}, ""))
+    assert "a" in new_run_document(config, {}, "")["paths"]
+    assert config_bound(config) == at_start
     assert config_problem(config) is None
     assert at_start.total < RUN_DOCUMENT_BOUND
     # growth: each job's worst entry, plus the run's own fields
-    assert at_start.growth > job_growth(1) + job_growth(4)
+    assert at_start.growth > 2 * job_growth(1) + job_growth(4)
 
 
 def test_every_job_driven_to_its_worst_stays_within_the_computed_bound(database: Any) -> None:
