@@ -37,8 +37,9 @@ def register(subparsers: Any) -> None:
         description=(
             "Run a workflow to completion on this machine: an embedded store (or MongoDB with "
             "--mongo-uri), an in-process event bus delivering EventBridge envelopes to the runtime "
-            "handlers, and job bodies in a thread pool. Exit 0 if the run succeeded, 1 if it failed, "
-            "2 for bad usage or input."
+            "handlers, and job bodies in a thread pool. Ctrl-C cancels the run (jobs already running "
+            "finish, then the final table is shown); a second Ctrl-C aborts. Exit 0 if the run "
+            "succeeded, 1 if it failed or was cancelled, 2 for bad usage or input, 130 if aborted."
         ),
     )
     parser.add_argument("target", metavar="TARGET", help=TARGET_HELP)

@@ -122,6 +122,7 @@ def _table(
     live: bool,
     width: int = 100,
     config: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> Any:
     rich = _rich()
     table = rich.table.Table(title=title, title_justify="left", expand=False)
@@ -138,7 +139,7 @@ def _table(
         # show what is moving first, then whatever fits
         names.sort(key=lambda n: _ACTIVE.index(s) if (s := _state(jobs[n])) in _ACTIVE else len(_ACTIVE))
     shown = names[:_MAX_LIVE_ROWS] if live else names
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     max_attempts = _max_attempts(config)
     for name in shown:
         job = jobs[name]
@@ -160,7 +161,10 @@ def _table(
 
 
 class LiveDisplay:
-    """A live table redrawn from ``fetch()`` (the current run document, or None before it exists)."""
+    """A live table redrawn from ``fetch()`` (the current run document, or None before it exists).
+
+    ``clock``: the run's clock (a virtual one too), for the elapsed time of jobs in flight.
+    """
 
     def __init__(
         self,
@@ -168,9 +172,11 @@ class LiveDisplay:
         *,
         console: Any = None,
         refresh_per_second: float = 4,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         rich = _rich()
         self._fetch = fetch
+        self._clock = clock
         self.console = console or rich.console.Console()
         self._live = rich.live.Live(
             get_renderable=self._render,
@@ -185,7 +191,12 @@ class LiveDisplay:
             return "starting…"
         title = f"{run.get('workflow', '')} {run.get('_id', '')} — {run.get('status', '')}"
         return _table(
-            run.get("jobs", {}), title=title, live=True, width=self.console.width, config=run.get("config")
+            run.get("jobs", {}),
+            title=title,
+            live=True,
+            width=self.console.width,
+            config=run.get("config"),
+            now=self._clock() if self._clock is not None else None,
         )
 
     def __enter__(self) -> LiveDisplay:

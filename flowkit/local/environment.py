@@ -464,7 +464,7 @@ class LocalEnvironment:
         if self.display if display is None else display:
             from flowkit.local.display import LiveDisplay
 
-            live = LiveDisplay(progress, console=console or self.console)
+            live = LiveDisplay(progress, console=console or self.console, clock=self.clock)
         bus = machinery.bus
         delivered = bus.deliveries
         began = time.monotonic()

@@ -124,3 +124,14 @@ def test_live_table_shows_attempts_used_and_jobs_waiting_for_a_retry() -> None:
     assert "retry at 02:00:40 after Timeout: the attempt passed its 5 s timeout" in reserve
     [charge] = [line for line in text.splitlines() if "charge" in line]
     assert "4 (1/2)" in charge  # attempt 4, the first of 2 since the redrive
+
+
+def test_on_the_run_clock_a_job_in_flight_shows_its_elapsed_time_on_that_clock() -> None:
+    # Given a job dispatched at T0 on a virtual clock that now reads T0 + 42 s (the wall clock is elsewhere)
+    run = {"_id": "r-1", "workflow": "wf", "status": "running", "jobs": {"load": _job("running", 1)}}
+    console = Console(record=True, width=120, force_terminal=False)
+    display = LiveDisplay(lambda: run, console=console, clock=lambda: T0 + timedelta(seconds=42))
+
+    console.print(display._render())
+
+    assert "42.00s" in console.export_text()
