@@ -5,8 +5,10 @@
 
 Each run is a real local run (``flowkit.local.run_workflow``: the runtime handlers, the in-process bus,
 the job-side reporter) of N no-op jobs in one of three shapes: ``chain`` (``a >> b >> ...``), ``fan``
-(``start >> parallel(N - 2 jobs) >> finish``) and ``layered`` (a ``sequence`` of ``parallel`` layers of
-10 jobs, each job needing the 10 of the layer before).
+(``start >> parallel(N - 2 jobs) >> finish``), ``layered`` (a ``sequence`` of ``parallel`` layers of
+10 jobs, each job needing the 10 of the layer before) and ``paths`` (failure paths: N/3 segments
+``a >> when(a.failed, then=h, otherwise=o)`` in a sequence, every other ``a`` failing and handled, so
+half the segments take the failure path and half skip it).
 
 How the store is counted:
 
@@ -18,7 +20,7 @@ How the store is counted:
   BSON size of each command and of its reply.
 
 A *transition* is one change of a job's state: claimed (``dispatched``), ``running``, its outcome, or
-``skipped``; a run of N jobs that all succeed has 3N. Printed per run: commands and KB sent and
+``skipped``; a run of N jobs that all succeed has 3N (a skipped job counts 1). Printed per run: commands and KB sent and
 received per transition, the commands that read a whole run document (``whole reads``: the runner's
 one final read of the finished run; the handlers read none for these workflows), wall time and jobs/s.
 ``claims/win`` (embedded store only) is claim attempts per claim won: 1.00 means no orchestrator raced
@@ -73,7 +75,30 @@ def layered(n: int) -> Node:
     return sequence(*(parallel(*jobs[i : i + 10]) for i in range(0, n, 10)))
 
 
-SHAPES: dict[str, Callable[[int], Node]] = {"chain": chain, "fan": fan, "layered": layered}
+def paths(n: int) -> Node:
+    """Segments ``a >> when(a.failed, then=h, otherwise=o)``, each needing the one before; every other
+    ``a`` fails (``FAILING``) and its failure path ``h`` handles it, so the run succeeds."""
+    from flowkit import when
+
+    segments = []
+    for i in range(max(n // 3, 1)):
+        attempt, handler, other = (job(name=f"{kind}{i}")(noop) for kind in ("a", "h", "o"))
+        segments.append(attempt >> when(attempt.failed, then=handler, otherwise=other))
+    return sequence(*segments)
+
+
+SHAPES: dict[str, Callable[[int], Node]] = {"chain": chain, "fan": fan, "layered": layered, "paths": paths}
+
+
+def failing(shape: str, n: int) -> dict[str, Any]:
+    """The mocks of a shape: ``paths`` fails every other ``a`` job (a handled failure)."""
+    from flowkit.local.mocks import failure
+
+    if shape != "paths":
+        return {}
+    return {f"a{i}": failure("ValueError", "planned") for i in range(1, max(n // 3, 1), 2)}
+
+
 # How many recorded outcomes are delivered again to measure what a duplicate delivery costs.
 DUPLICATES = 100
 
@@ -217,7 +242,7 @@ def redelivered(shape: str, n: int, database: Any, tally: Tally, workers: int) -
         run_workflow(
             runnable,
             {},
-            mocks={last: hang()},
+            mocks={**failing(shape, n), last: hang()},
             database=database,
             timeout=3600,
             workers=workers,
@@ -259,12 +284,14 @@ def one_run(shape: str, n: int, database: Any, tally: Tally, workers: int) -> di
     claims_before = (tally.claims, tally.claims_won)
     began = time.perf_counter()
     cpu = time.process_time()
-    run = run_workflow(runnable, {}, database=database, timeout=3600, workers=workers)
+    run = run_workflow(
+        runnable, {}, mocks=failing(shape, n), database=database, timeout=3600, workers=workers
+    )
     wall = time.perf_counter() - began
     cpu = time.process_time() - cpu
     if run.status != "succeeded":
         raise SystemExit(f"{shape} {n}: the run ended {run.status}")
-    transitions = 3 * len(document.jobs)
+    transitions = sum(1 if job.state == "skipped" else 3 for job in run.jobs.values())
     commands, sent, received, whole = (
         now - then
         for now, then in zip(
@@ -291,7 +318,9 @@ def one_run(shape: str, n: int, database: Any, tally: Tally, workers: int) -> di
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated job counts")
-    parser.add_argument("--shapes", default="chain,fan,layered", help="comma-separated: chain, fan, layered")
+    parser.add_argument(
+        "--shapes", default="chain,fan,layered,paths", help="comma-separated: chain, fan, layered, paths"
+    )
     parser.add_argument("--store", choices=("embedded", "wire"), default="embedded")
     parser.add_argument(
         "--mongo-uri", default=None, help="with --store wire: this server, not a new nx-27017"
