@@ -168,7 +168,11 @@ def _counters(run: Mapping[str, Any]) -> Doc:
         path: value
         for path, value in values.items()
         if (not path.startswith("jobs.") or run["jobs"][path.split(".")[1]]["state"] == JobState.PENDING)
-        and (not path.startswith("paths.") or "counters" in run)
+        and (not path.startswith("paths.") or int(run.get("counters") or 0) >= 2)
+        and (
+            (path not in ("always_left",) and not path.startswith("waits."))
+            or int(run.get("counters") or 0) >= 3
+        )
     }
 
 

@@ -132,6 +132,10 @@ class RunDoc(TypedDict, total=False):
     """Which counters the run carries (``engine.COUNTERS_VERSION``; absent in older runs)."""
     paths: dict[str, PathsEntry]
     """Per job with failure paths: how many are left (not skipped), and whether one was claimed."""
+    always_left: int
+    """``always`` jobs not ended yet (a failing run ends once it is 0)."""
+    waits: dict[str, int]
+    """Per ``always`` job: its needs claimed and not ended, or ``always`` and not ended (rule 9)."""
     redrive_count: int
     """How many times the run was redriven (absent in runs started before redrives existed)."""
     redriven_at: datetime | None
@@ -163,6 +167,8 @@ class StatusDoc(TypedDict):
 
 
 STORED_ONLY: Final = {
-    "RunDoc": frozenset({"phase_index", "draining", "remaining", "unhandled", "counters", "paths"})
+    "RunDoc": frozenset(
+        {"phase_index", "draining", "remaining", "unhandled", "counters", "paths", "always_left", "waits"}
+    )
 }
 """Keys the runtime stores for its own bookkeeping that the published models leave out."""

@@ -5,16 +5,18 @@ No I/O here. Two views of the same rules:
 - **Whole document** (``decide``, ``outcome``, ``current_phase``): every function reads a run as
   stored (a plain dict: ``{"config": {...}, "input": {...}, "jobs": {name: {"state": ..., "attempt":
   ..., "output": ...}}, ...}``) and returns a decision. This is the definition of the semantics; the
-  handlers still decide on it for workflows with ``always`` jobs, and for runs started before the
-  counters covered failure paths.
-- **Per transition** (``Plan``, ``increments``, ``claim_sets``, ``ready``, ``ended``), for every other
-  workflow (``Plan.counted``): ``Plan`` is derived once from a run's configuration (each job's
-  dependents, the jobs its condition reads, its phase, its failure paths and the jobs they gate);
-  ``increments`` says which counters a job's new state moves (``remaining`` jobs not yet terminal,
-  ``unhandled`` failures, every dependent's ``unmet`` needs, a skipped failure path's
-  ``paths.<job>.left``), ``claim_sets`` what a claimed failure path sets (``paths.<job>.taken``);
-  ``ready`` picks the pending jobs whose ``unmet`` reached zero (and whose failed gates have a failure
-  path taken) out of a projected snapshot; ``ended`` reads the outcome off the counters. Each costs what
+  handlers still decide on it only for runs started before the counters covered their workflow, and
+  for hand-written documents whose failure path is not a descendant of the job it handles.
+- **Per transition** (``Plan``, ``increments``, ``claim_sets``, ``claim_increments``, ``ready``,
+  ``draining``, ``ended``), for every other workflow (``Plan.counted``): ``Plan`` is derived once from
+  a run's configuration (each job's dependents, the jobs its condition reads, its phase, its failure
+  paths and the jobs they gate, the ``always`` jobs); ``increments`` says which counters a job's new
+  state moves (``remaining`` jobs not yet terminal, ``unhandled`` failures, ``always_left``, every
+  dependent's ``unmet`` needs and an ``always`` dependent's ``waits``, a skipped failure path's
+  ``paths.<job>.left``), ``claim_sets`` / ``claim_increments`` what a claim sets and moves
+  (``paths.<job>.taken``, ``waits``); ``ready`` picks the pending jobs whose ``unmet`` reached zero
+  (and whose failed gates have a failure path taken; on a draining run the ``always`` jobs with no
+  ``waits``) out of a projected snapshot; ``ended`` reads the outcome off the counters. Each costs what
   the transition touches (the job, its dependents, the jobs it handles), never the size of the
   workflow. ``counters`` computes the counters from a whole document; the tests check that both views
   agree at every step.
@@ -37,17 +39,20 @@ __all__ = [
     "COUNTERS_VERSION",
     "Decision",
     "Plan",
+    "claim_increments",
     "claim_sets",
     "condition_context",
     "condition_problem",
     "counters",
     "current_phase",
     "decide",
+    "draining",
     "ended",
     "failure_taken",
     "increments",
     "initial_counters",
     "initial_paths",
+    "initial_waits",
     "is_always",
     "job_specs",
     "outcome",
@@ -290,9 +295,9 @@ class Plan:
     """Job -> ``(index, name)`` of its phase."""
     phases: int
     counted: bool
-    """Whether the counters decide: no ``always`` job, and every failure path is a descendant of the
-    job it handles (as compiled workflows are: a condition reads only jobs that finished before it), so
-    a failure is recorded before any of its failure paths is decided."""
+    """Whether the counters decide: every failure path is a descendant of the job it handles (as in
+    compiled workflows: a condition reads only jobs that finished before it), so a failure is recorded
+    before any of its failure paths is decided."""
     paths: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Job -> its failure paths (``handled_by``, the ones the workflow has), for jobs that have any."""
     handles: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
@@ -302,6 +307,8 @@ class Plan:
     until one of the need's failure paths was claimed (``paths.<need>.taken``)."""
     gated: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Job with failure paths -> the dependents it gates (the inverse of ``gates``)."""
+    always: tuple[str, ...] = ()
+    """The ``always`` jobs, in document order."""
 
     @classmethod
     def of(cls, config: Mapping[str, Any]) -> Plan:
@@ -332,6 +339,7 @@ class Plan:
                 if need in paths and name not in paths[need]
             )
             for name, spec in specs.items()
+            if not is_always(spec)  # an always job waits for its needs to end, however they ended
         }
         gated: dict[str, list[str]] = {}
         for name, needs in gates.items():
@@ -348,14 +356,14 @@ class Plan:
             },
             phase_of=phase_of,
             phases=len(config.get("phases", ())),
-            counted=not any(is_always(spec) for spec in specs.values())
-            and all(
+            counted=all(
                 _descends(specs, handler, name) for name, handlers in paths.items() for handler in handlers
             ),
             paths=paths,
             handles={name: tuple(jobs) for name, jobs in handles.items()},
             gates={name: needs for name, needs in gates.items() if needs},
             gated={name: tuple(jobs) for name, jobs in gated.items()},
+            always=tuple(name for name, spec in specs.items() if is_always(spec)),
         )
 
 
@@ -378,9 +386,13 @@ def unmet_needs(spec: Mapping[str, Any], specs: Mapping[str, Any]) -> int:
     return sum(1 for need in dict.fromkeys(spec.get("needs", ())) if need in specs)
 
 
-COUNTERS_VERSION: Final = 2
-"""The run document's ``counters``: 2 = the counters cover failure paths (``paths``); absent in runs
-started by a flowkit that decided workflows with failure paths on the whole ``jobs`` map."""
+COUNTERS_VERSION: Final = 3
+"""The run document's ``counters``: 2 = the counters cover failure paths (``paths``), 3 = and ``always``
+jobs (``always_left``, ``waits``); absent in runs started by a flowkit that decided those workflows on
+the whole ``jobs`` map."""
+_MOVED: Final = TERMINAL - {JobState.CANCELLED}
+"""Terminal states whose transition moves the counters (cancelling, on an ended run, moves only
+``remaining``: nothing is decided on an ended run, and a redrive computes them again)."""
 
 
 def initial_counters(config: Mapping[str, Any]) -> tuple[dict[str, int], dict[str, int]]:
@@ -395,6 +407,21 @@ def initial_paths(plan: Plan) -> dict[str, Any]:
     """The run document's ``paths`` of a new run: per job with failure paths, ``left`` (its failure
     paths not skipped) and ``taken`` (one of them was claimed)."""
     return {name: {"left": len(handlers), "taken": False} for name, handlers in plan.paths.items()}
+
+
+def initial_waits(plan: Plan) -> dict[str, int]:
+    """The run document's ``waits`` of a new run: per ``always`` job, its needs that are ``always``
+    jobs (nothing is claimed yet)."""
+    return {
+        name: sum(1 for need in dict.fromkeys(plan.specs[name].get("needs", ())) if need in plan.always)
+        for name in plan.always
+    }
+
+
+def _waits_on(plan: Plan, need: str, state: str | None) -> bool:
+    """Whether a need in ``state`` keeps an ``always`` job waiting on a draining run: it is not
+    terminal, and it was claimed or is an ``always`` job itself (a pending ordinary job never runs)."""
+    return state not in TERMINAL and (state != JobState.PENDING or need in plan.always)
 
 
 def _satisfies(plan: Plan, job: str, state: str) -> bool:
@@ -414,19 +441,29 @@ def _satisfies(plan: Plan, job: str, state: str) -> bool:
 def increments(plan: Plan, job: str, state: str, *, doomed: int = 0) -> dict[str, int]:
     """The ``$inc`` that goes with ``job`` becoming ``state`` (folded into that very update).
 
-    A terminal state takes the job off ``remaining``; one that satisfies its dependents takes one off
-    each dependent's ``unmet``; a failure no failure path can handle adds one to ``unhandled``. A
-    skipped failure path takes one off ``paths.<job>.left`` of every job it handles; ``doomed``: how
-    many of those it leaves failed with no failure path left (the caller knows: it is a compare-and-set
-    on their ``left``), each one more ``unhandled``. A non-terminal state moves nothing.
+    A terminal state takes the job off ``remaining`` (an ``always`` job also off ``always_left``); one
+    that satisfies its dependents takes one off each dependent's ``unmet`` (an ``always`` dependent's
+    whatever the state); a failure no failure path can handle adds one to ``unhandled``. A skipped
+    failure path takes one off ``paths.<job>.left`` of every job it handles; ``doomed``: how many of
+    those it leaves failed with no failure path left (the caller knows: it is a compare-and-set on
+    their ``left``), each one more ``unhandled``. An outcome (and the skip of an ``always`` job) takes
+    one off the ``waits`` of its ``always`` dependents. A non-terminal state moves nothing.
     """
     if state not in TERMINAL:
         return {}
     inc = {"remaining": -1}
-    if _satisfies(plan, job, state):
-        for dependent in plan.dependents.get(job, ()):
+    if job in plan.always and state in _MOVED:
+        inc["always_left"] = -1
+    satisfies = _satisfies(plan, job, state)
+    for dependent in plan.dependents.get(job, ()):
+        if dependent in plan.always:
+            if state in _MOVED:
+                inc[f"jobs.{dependent}.unmet"] = -1
+                if state != JobState.SKIPPED or job in plan.always:
+                    inc[f"waits.{dependent}"] = -1
+        elif satisfies:
             inc[f"jobs.{dependent}.unmet"] = -1
-    elif state in FAILED:
+    if not satisfies and state in FAILED:
         inc["unhandled"] = 1
     if state == JobState.SKIPPED:
         for handled in plan.handles.get(job, ()):
@@ -436,13 +473,23 @@ def increments(plan: Plan, job: str, state: str, *, doomed: int = 0) -> dict[str
     return inc
 
 
+def claim_increments(plan: Plan, job: str, *, claimed: bool = True) -> dict[str, int]:
+    """The ``$inc`` of claiming an ordinary job (``claimed=False``: releasing the claim): one more (less)
+    need its ``always`` dependents wait for on a draining run."""
+    if job in plan.always:
+        return {}
+    step = 1 if claimed else -1
+    return {f"waits.{d}": step for d in plan.dependents.get(job, ()) if d in plan.always}
+
+
 def counters(run: Doc, plan: Plan | None = None) -> dict[str, Any]:
     """The counters of a run as its jobs' states say they are (``$set`` paths -> values): what the
     increments keep up transition by transition, computed from the whole document.
 
     Used where a run changes in one go (a redrive) and by the tests, which check that the counters the
-    handlers moved are these. ``unmet`` is given for every job; ``paths.<job>.left`` counts the failure
-    paths not skipped, ``taken`` whether one is past ``pending`` and was not skipped or cancelled
+    handlers moved are these. ``unmet`` is given for every job (an ``always`` job's counts its needs not
+    ended), ``waits`` for every ``always`` job; ``paths.<job>.left`` counts the failure paths not
+    skipped, ``taken`` whether one is past ``pending`` and was not skipped or cancelled
     (``failure_taken``). Jobs are cancelled only on an ended run, where nothing is decided any more,
     and cancelling moves only ``remaining``: a cancelled failure path still counts in ``left``.
     """
@@ -462,12 +509,17 @@ def counters(run: Doc, plan: Plan | None = None) -> dict[str, Any]:
         if state in FAILED and name in plan.specs and not _satisfies(plan, name, state):
             unhandled += 1
     values["unhandled"] = unhandled
+    values["always_left"] = sum(1 for name in plan.always if states.get(name) not in _MOVED)
     for name in states:
         spec = plan.specs.get(name, {})
         needs = [need for need in dict.fromkeys(spec.get("needs", ())) if need in plan.specs]
-        values[f"jobs.{name}.unmet"] = sum(
-            1 for need in needs if need not in states or not _satisfies(plan, need, states[need])
-        )
+        if name in plan.always:
+            values[f"jobs.{name}.unmet"] = sum(1 for need in needs if states.get(need) not in _MOVED)
+            values[f"waits.{name}"] = sum(1 for need in needs if _waits_on(plan, need, states.get(need)))
+        else:
+            values[f"jobs.{name}.unmet"] = sum(
+                1 for need in needs if need not in states or not _satisfies(plan, need, states[need])
+            )
     return values
 
 
@@ -479,19 +531,31 @@ def claim_sets(plan: Plan, job: str) -> dict[str, bool]:
 def ready(snapshot: Doc, candidates: Iterable[str], plan: Plan | None = None) -> list[str]:
     """Rule 3 on counters: the ``candidates`` that are pending with no unmet need, in order.
 
-    ``snapshot`` holds the run's ``status`` and ``unhandled`` and at least the candidates' ``state``
-    and ``unmet``. Nothing is ready on a run that has ended or that shows an unhandled failure. With a
-    ``plan``, a candidate with ``gates`` also needs each of those needs not failed, or failed with a
-    failure path taken (the snapshot holds their ``state`` and ``paths.<need>.taken``).
+    ``snapshot`` holds the run's ``status``, ``unhandled`` and ``draining`` and at least the candidates'
+    ``state`` and ``unmet``. Nothing is ready on a run that has ended, nor on one that shows an
+    unhandled failure, except on a draining run (rule 9) the ``always`` jobs with no ``waits`` (each
+    need ended, or is an ordinary job that will never run). With a ``plan``, an ordinary candidate with
+    ``gates`` also needs each of those needs not failed, or failed with a failure path taken (the
+    snapshot holds their ``state`` and ``paths.<need>.taken``).
     """
-    if snapshot.get("status", RunStatus.RUNNING) != RunStatus.RUNNING or snapshot.get("unhandled", 0):
+    if snapshot.get("status", RunStatus.RUNNING) != RunStatus.RUNNING:
+        return []
+    failing = bool(snapshot.get("unhandled", 0))
+    if failing and (plan is None or not snapshot.get("draining")):
         return []
     jobs = snapshot.get("jobs", {})
     paths = snapshot.get("paths") or {}
+    waits = snapshot.get("waits") or {}
     found = []
     for name in candidates:
         job = jobs.get(name)
-        if job is None or job.get("state") != JobState.PENDING or job.get("unmet") != 0:
+        if job is None or job.get("state") != JobState.PENDING:
+            continue
+        if plan is not None and name in plan.always:
+            if (waits.get(name) if failing else job.get("unmet")) == 0:
+                found.append(name)
+            continue
+        if failing or job.get("unmet") != 0:
             continue
         if plan is not None and not all(
             need in jobs
@@ -504,10 +568,20 @@ def ready(snapshot: Doc, candidates: Iterable[str], plan: Plan | None = None) ->
     return found
 
 
+def draining(snapshot: Doc) -> bool:
+    """Rule 9 on counters: the run must drain (or is draining): failing with ``always`` jobs left."""
+    return (
+        snapshot.get("status", RunStatus.RUNNING) == RunStatus.RUNNING
+        and bool(snapshot.get("unhandled", 0))
+        and snapshot.get("always_left", 0) > 0
+    )
+
+
 def ended(snapshot: Doc) -> RunStatus | None:
-    """Rule 5 on counters: ``failed`` once a failure is unhandled, ``succeeded`` once nothing remains."""
+    """Rule 5 on counters: ``failed`` once a failure is unhandled and no ``always`` job is left,
+    ``succeeded`` once nothing remains."""
     if snapshot.get("unhandled", 0):
-        return RunStatus.FAILED
+        return RunStatus.FAILED if snapshot.get("always_left", 0) <= 0 else None
     if snapshot.get("remaining", 1) <= 0:
         return RunStatus.SUCCEEDED
     return None

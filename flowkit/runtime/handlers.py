@@ -718,8 +718,17 @@ class Runtime:
             logger.error("%s", message)
             return message
 
-    def _send(self, run_id: str, name: str, attempt: int, spec: Mapping[str, Any], payload: Doc) -> None:
-        """Hand a claimed job to the dispatcher (rule 8 for its errors)."""
+    def _send(
+        self,
+        run_id: str,
+        name: str,
+        attempt: int,
+        spec: Mapping[str, Any],
+        payload: Doc,
+        inc: Mapping[str, int] | None = None,
+    ) -> None:
+        """Hand a claimed job to the dispatcher (rule 8 for its errors); ``inc``: what a release of the
+        claim moves back (the counters its claim moved)."""
         try:
             self.dispatcher.dispatch(spec, payload)
         except DispatchUncertain:
@@ -730,7 +739,7 @@ class Runtime:
             )
         except Exception:
             # Not started: give the claim back so the redelivered event (we re-raise) claims it again.
-            released = self.store.release(run_id, name, attempt)
+            released = self.store.release(run_id, name, attempt, inc=inc)
             logger.exception("dispatch of %s/%s failed (claim released: %s)", run_id, name, released)
             raise
 
@@ -991,7 +1000,23 @@ class Runtime:
         run_id = snapshot["_id"]
         claimed: list[str] = []
         skipped: list[str] = []
-        queue = deque(self._ready_beyond_skips(entry, run_id, snapshot, candidates))
+        queue: deque[tuple[str, int]] = deque()
+        drained = False
+
+        def drain(snapshot: Doc) -> Doc:
+            """Rule 9: a snapshot showing the run failing with always jobs left: mark it draining (once)
+            and take the always jobs that are ready on the document returned."""
+            nonlocal drained
+            if drained or not engine.draining(snapshot):
+                return snapshot
+            drained = True
+            snapshot = self._drain_counted(entry, run_id, snapshot)
+            jobs = snapshot.get("jobs", {})
+            queue.extend((name, jobs[name]["attempt"]) for name in engine.ready(snapshot, plan.always, plan))
+            return snapshot
+
+        snapshot = drain(snapshot)
+        queue.extend(self._ready_beyond_skips(entry, run_id, snapshot, candidates))
         seen: set[str] = set()
         # Claimed jobs are started once every ready job is claimed: what the first one does as soon as
         # it starts (fail the run) cannot keep the jobs made ready with it from starting.
@@ -1034,7 +1059,7 @@ class Runtime:
                 queue.extend((d, taken["jobs"][d]["attempt"]) for d in engine.ready(taken, gated, plan))
             if after is not None:
                 # The run *after* our transition: it holds every transition made before it (rule 5).
-                snapshot = after
+                snapshot = drain(after)
                 ready = engine.ready(after, plan.dependents[name], plan)
                 queue.extend((dependent, after["jobs"][dependent]["attempt"]) for dependent in ready)
         for i, (spec, attempt, claimed_doc) in enumerate(to_start):
@@ -1043,13 +1068,30 @@ class Runtime:
             except Exception:
                 # This one's claim is released; so are those not started yet (rule 8).
                 for rest, rest_attempt, _ in to_start[i + 1 :]:
-                    self.store.release(run_id, rest["name"], rest_attempt)
+                    self.store.release(
+                        run_id,
+                        rest["name"],
+                        rest_attempt,
+                        inc=engine.claim_increments(plan, rest["name"], claimed=False),
+                    )
                 raise
             if after is None:
                 claimed.append(spec["name"])
             else:  # claimed, but its payload could not be sent: recorded failed
                 snapshot = after
         return snapshot, claimed, skipped
+
+    def _drain_counted(self, entry: Doc, run_id: str, snapshot: Doc) -> Doc:
+        """Mark the run draining (unless the snapshot shows it is); the run after, with the ``always``
+        jobs' ``READY_FIELDS`` and ``waits`` (read again if it ended or was redriven meanwhile)."""
+        plan: engine.Plan = entry["plan"]
+        projection = _ready_projection(plan, plan.always)
+        after = None
+        if not snapshot.get("draining"):
+            after = self.store.start_draining(run_id, projection=projection, redrive=_redrive(snapshot))
+        if after is None:
+            after = self.store.get_run(run_id, projection=projection)
+        return self._snapshot(run_id, entry, after) or snapshot
 
     def _ready_beyond_skips(
         self, entry: Doc, run_id: str, snapshot: Doc, candidates: Sequence[str]
@@ -1193,6 +1235,8 @@ class Runtime:
             due=due,
             redrive=redrive,
             sets=engine.claim_sets(plan, name),
+            inc=engine.claim_increments(plan, name),
+            always=name in plan.always,
         )
         if claimed is not None and due is not None:
             self._arm(run_id, due)
@@ -1212,7 +1256,9 @@ class Runtime:
         prepared = self._prepare(view, spec, attempt)
         if isinstance(prepared, str):
             return self._fail_claimed_counted(entry, run_id, name, attempt, DISPATCH_ERROR, prepared)
-        self._send(run_id, name, attempt, *prepared)
+        self._send(
+            run_id, name, attempt, *prepared, inc=engine.claim_increments(entry["plan"], name, claimed=False)
+        )
         return None
 
     def _fail_claimed_counted(
@@ -1294,7 +1340,8 @@ def _decided_on_counters(entry: Mapping[str, Any]) -> bool:
     plan: engine.Plan = entry["plan"]
     if not plan.counted:
         return False
-    return not plan.paths or int(entry.get("counters") or 0) >= engine.COUNTERS_VERSION
+    version = int(entry.get("counters") or 0)
+    return (not plan.paths or version >= 2) and (not plan.always or version >= 3)
 
 
 def _gated_by(plan: engine.Plan, path: str) -> list[str]:
@@ -1307,9 +1354,16 @@ def _gated_by(plan: engine.Plan, path: str) -> list[str]:
 def _ready_projection(
     plan: engine.Plan, candidates: Sequence[str], *, whole: Sequence[str] = ()
 ) -> dict[str, int]:
-    """``project(ready=candidates)``, plus the ``state`` and ``paths`` entry of their gates."""
+    """``project(ready=candidates)``, plus the ``state`` and ``paths`` entry of their gates and the
+    ``waits`` of the ``always`` ones."""
     gates = list(dict.fromkeys(need for name in candidates for need in plan.gates.get(name, ())))
-    return project(whole=whole, ready=candidates, fields={need: ("state",) for need in gates}, paths=gates)
+    return project(
+        whole=whole,
+        ready=candidates,
+        fields={need: ("state",) for need in gates},
+        paths=gates,
+        waits=[name for name in candidates if name in plan.always],
+    )
 
 
 def _redrive(run: Mapping[str, Any]) -> int:

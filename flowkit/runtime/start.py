@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from flowkit.conditions import check
 from flowkit.errors import InvalidWorkflow, RunError
 from flowkit.runtime.documents import RunDoc, pending_entry
-from flowkit.runtime.engine import COUNTERS_VERSION, Plan, initial_counters, initial_paths
+from flowkit.runtime.engine import COUNTERS_VERSION, Plan, initial_counters, initial_paths, initial_waits
 from flowkit.runtime.store import Store, epoch_ms, make_status, now
 from flowkit.vocab import EventStatus, RunStatus, is_valid_name
 
@@ -71,7 +71,8 @@ def new_run_document(
     ``document`` is a ``WorkflowDocument`` or its JSON dump (a dict, as published in MongoDB). The run
     carries the counters the handlers decide on (``docs/architecture.md``): ``remaining`` jobs not yet
     terminal, ``unhandled`` failures, per job ``unmet``, its needs not yet satisfied, and per job with
-    failure paths its ``paths`` entry (failure paths ``left``, one ``taken``). A workflow
+    failure paths its ``paths`` entry (failure paths ``left``, one ``taken``), ``always_left`` (``always``
+    jobs not ended) and per ``always`` job its ``waits`` (rule 9). A workflow
     with a ``timeout`` gets its ``deadline`` (and the sweep key ``next_due_ms``) in the same insert,
     so the run's own timer exists from its first moment (rule 12).
     """
@@ -79,6 +80,7 @@ def new_run_document(
     phases = config.get("phases") or []
     first = phases[0]["name"] if phases else None
     counters, unmet = initial_counters(config)
+    plan = Plan.of(config)
     created = at or now()
     deadline = None
     if config.get("timeout_seconds") is not None:
@@ -95,7 +97,9 @@ def new_run_document(
         "remaining": counters["remaining"],
         "unhandled": counters["unhandled"],
         "counters": COUNTERS_VERSION,
-        "paths": initial_paths(Plan.of(config)),
+        "paths": initial_paths(plan),
+        "always_left": len(plan.always),
+        "waits": initial_waits(plan),
         "jobs": {
             spec: pending_entry(unmet[spec])
             for spec in (str(spec["name"]) for spec in config.get("jobs") or [])
@@ -173,7 +177,12 @@ def config_bound(config: Mapping[str, Any]) -> Bound:
     # the run's own fields, as a new run has them
     rest = dict(new_run_document({**config, "jobs": []}, {}, ""))
     del rest["config"], rest["jobs"]
-    rest["paths"] = initial_paths(Plan.of(config))
+    plan = Plan.of(config)
+    rest["paths"], rest["waits"], rest["always_left"] = (
+        initial_paths(plan),
+        initial_waits(plan),
+        len(plan.always),
+    )
     return Bound.of_parts(rest, config, names)
 
 

@@ -96,7 +96,7 @@ LIVE_FIELDS: Final = (
     *IDENTITY,
 )
 # What a counted transition reads back besides the jobs it touches: enough to settle the run.
-COUNTERS: Final = ("status", "remaining", "unhandled", "redrive_count", *IDENTITY)
+COUNTERS: Final = ("status", "remaining", "unhandled", "always_left", "draining", "redrive_count", *IDENTITY)
 
 
 def now() -> datetime:
@@ -275,9 +275,11 @@ def project(
     ready: Iterable[str] = (),
     fields: Mapping[str, Iterable[str]] | None = None,
     paths: Iterable[str] = (),
+    waits: Iterable[str] = (),
 ) -> dict[str, int]:
     """A projection of ``COUNTERS`` plus some jobs: ``whole`` entries, ``READY_FIELDS`` of ``ready``
-    ones, and ``fields`` (job -> field names); and the ``paths`` entries of some jobs (rule 3). A job
+    ones, and ``fields`` (job -> field names); and the ``paths`` entries of some jobs (rule 3), the
+    ``waits`` of some ``always`` jobs (rule 9). A job
     asked for in several ways is read whole or with the union of its fields, never both (MongoDB
     refuses overlapping paths)."""
     wanted: dict[str, set[str] | None] = {}
@@ -301,6 +303,8 @@ def project(
             result.update(dict.fromkeys((f"jobs.{name}.{field}" for field in sorted(subset)), 1))
     for name in paths:
         result[f"paths.{name}"] = 1
+    for name in waits:
+        result[f"waits.{name}"] = 1
     return result
 
 
@@ -671,6 +675,7 @@ class Store:
         due: datetime | None = None,
         redrive: int | None = None,
         sets: Mapping[str, Any] | None = None,
+        inc: Mapping[str, int] | None = None,
     ) -> tuple[Doc, Doc]:
         prefix = job_path(job)
         condition: Doc = {
@@ -687,7 +692,7 @@ class Store:
             changes["phase_index"], changes["phase"] = phase
         if sets:
             changes.update(sets)
-        update: Doc = {"$set": changes, "$inc": {f"{prefix}.attempt": 1}}
+        update: Doc = {"$set": changes, "$inc": {f"{prefix}.attempt": 1, **(inc or {})}}
         if due is not None:
             _set_timer(update, prefix, due, TimerKind.ATTEMPT)
         return condition, update
@@ -727,11 +732,13 @@ class Store:
         due: datetime | None = None,
         redrive: int | None = None,
         sets: Mapping[str, Any] | None = None,
+        inc: Mapping[str, int] | None = None,
     ) -> Doc | None:
         """``claim`` in one round trip with a read: the run after the claim (``projection``), or None.
 
-        ``sets``: more fields set by the same update (``engine.claim_sets``: a failure path taken)."""
-        query, update = self._claim(run_id, job, attempt, at, phase, always, due, redrive, sets)
+        ``sets`` and ``inc``: more fields set and counters moved by the same update
+        (``engine.claim_sets``: a failure path taken; ``engine.claim_increments``: ``waits``)."""
+        query, update = self._claim(run_id, job, attempt, at, phase, always, due, redrive, sets, inc)
         return self.runs.find_one_and_update(
             query, update, projection=projection, return_document=ReturnDocument.AFTER
         )
@@ -778,15 +785,24 @@ class Store:
             )
         )
 
-    def release(self, run_id: str, job: str, attempt: int, *, retry_at: datetime | None = None) -> bool:
+    def release(
+        self,
+        run_id: str,
+        job: str,
+        attempt: int,
+        *,
+        retry_at: datetime | None = None,
+        inc: Mapping[str, int] | None = None,
+    ) -> bool:
         """Undo a claim whose dispatch failed: ``dispatched`` at ``attempt`` -> ``pending`` again.
 
         With ``retry_at`` (the claim of a retry) the job goes back to ``waiting`` at ``attempt - 1``
-        with its retry due at ``retry_at`` instead.
+        with its retry due at ``retry_at`` instead. ``inc``: the counters the claim moved, moved back
+        (``engine.claim_increments(..., claimed=False)``).
         """
         prefix = job_path(job)
         sets: Doc = {f"{prefix}.dispatched_at": None}
-        update: Doc = {"$set": sets, "$inc": {f"{prefix}.attempt": -1}}
+        update: Doc = {"$set": sets, "$inc": {f"{prefix}.attempt": -1, **(inc or {})}}
         if retry_at is None:
             sets.update({f"{prefix}.state": JobState.PENDING, f"{prefix}.due": None, f"{prefix}.timer": None})
         else:

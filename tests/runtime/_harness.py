@@ -8,6 +8,7 @@ through the Reporter. A test (or a hypothesis schedule) decides what happens nex
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -96,11 +97,16 @@ def output_gt(job_name: str, key: str, value: Any) -> dict[str, Any]:
     return {"op": "gt", "args": [{"ref": ["jobs", job_name, "output", key]}, {"const": value}]}
 
 
+_SEQUENCE = itertools.count()
+"""One order of dispatches and outcome events across a world (``next`` is atomic in CPython)."""
+
+
 class RecordingDispatcher:
-    """Records every dispatch; thread-safe."""
+    """Records every dispatch; thread-safe. ``when`` gives each dispatch its place in ``_SEQUENCE``."""
 
     def __init__(self, *, fail_for: Sequence[str] = (), payload_limit: int | None = None) -> None:
         self.dispatched: list[tuple[str, str, int]] = []
+        self.when: dict[tuple[str, str, int], int] = {}
         self.payloads: list[dict[str, Any]] = []
         self.fail_for = set(fail_for)
         self._lock = threading.Lock()
@@ -114,6 +120,7 @@ class RecordingDispatcher:
         with self._lock:
             self.dispatched.append((payload["run_id"], payload["job"], payload["attempt"]))
             self.payloads.append(payload)
+            self.when[payload["run_id"], payload["job"], payload["attempt"]] = next(_SEQUENCE)
 
 
 # Which handler gets which status (the EventBridge rules, docs/architecture.md).
@@ -161,11 +168,14 @@ class World:
         self.executed = 0
         self.stale_reports: list[tuple[str, str, int]] = []
         self.controls: list[tuple[str, str]] = []
+        self.outcome_at: dict[tuple[str, str], int] = {}
 
     def _on_status(self, doc: dict[str, Any]) -> None:
         envelope = to_envelope(doc, database=self.store.database.name, collection=STATUSES)
         with self.lock:
             self.statuses.append(doc)
+            if doc["job"] is not None and doc["status"] in ("success", "failed", "timed_out"):
+                self.outcome_at.setdefault((doc["run_id"], doc["job"]), next(_SEQUENCE))
             for handler in routes(doc):
                 self.deliveries.append(Delivery(handler, envelope, doc["key"]))
 
@@ -307,7 +317,7 @@ def _dsl_documents() -> dict[str, WorkflowDocument]:
     ``failure_handled``, phases and needs as production documents have them)."""
     from dsl_builders import mk as j
 
-    from flowkit import compile, input, parallel, sequence, when, workflow
+    from flowkit import always, compile, input, parallel, sequence, when, workflow
 
     charge = j("charge")
 
@@ -359,9 +369,15 @@ def _dsl_documents() -> dict[str, WorkflowDocument]:
             paid >> when(paid.succeeded, then=j("ship") >> j("receipt"), otherwise=j("refund")) >> j("close")
         )
 
+    @workflow(name="cleanup")
+    def cleanup_flow() -> Any:
+        # cleanup runs once load and audit ended, however; report only if nothing failed
+        return parallel(j("load") >> j("transform"), j("audit")) >> always(j("cleanup")) >> j("report")
+
     return {
         doc.name: doc
         for doc in (
+            compile(cleanup_flow),
             compile(payment),
             compile(etl),
             compile(nested),
@@ -376,7 +392,7 @@ def scenarios() -> list[Scenario]:
     not_full = {"op": "not", "args": [input_eq("mode", "full")]}
     dsl = _dsl_documents()
     payment, etl, nested = dsl["payment"], dsl["etl"], dsl["nested"]
-    declined, otherwise = dsl["declined"], dsl["otherwise"]
+    declined, otherwise, cleanup = dsl["declined"], dsl["otherwise"], dsl["cleanup"]
     every = {spec.name: "succeeded" for spec in payment.jobs}
     happy = every | {"release": "skipped", "apologise": "skipped"}
     handled = every | {"charge": "failed", "ship": "skipped", "receipt": "skipped"}
@@ -461,6 +477,59 @@ def scenarios() -> list[Scenario]:
             "succeeded",
         ),
         Scenario(
+            "always-happy",
+            cleanup,
+            {},
+            {spec.name: "succeeded" for spec in cleanup.jobs},
+            "succeeded",
+        ),
+        Scenario(
+            # load fails: transform never runs, cleanup waits for audit (claimed with load) and runs,
+            # then the run fails and report is cancelled
+            "always-after-failure",
+            cleanup,
+            {},
+            {
+                "load": "failed",
+                "transform": "cancelled",
+                "audit": "succeeded",
+                "cleanup": "succeeded",
+                "report": "cancelled",
+            },
+            "failed",
+            outcomes={"load": "fail"},
+        ),
+        Scenario(
+            # transform fails while audit may still run: cleanup waits for it either way
+            "always-waits-in-flight",
+            cleanup,
+            {},
+            {
+                "load": "succeeded",
+                "transform": "failed",
+                "audit": "succeeded",
+                "cleanup": "succeeded",
+                "report": "cancelled",
+            },
+            "failed",
+            outcomes={"transform": "fail"},
+        ),
+        Scenario(
+            # cleanup itself fails: the run fails, report never runs
+            "always-fails",
+            cleanup,
+            {},
+            {
+                "load": "succeeded",
+                "transform": "succeeded",
+                "audit": "succeeded",
+                "cleanup": "failed",
+                "report": "cancelled",
+            },
+            "failed",
+            outcomes={"cleanup": "fail"},
+        ),
+        Scenario(
             "otherwise-failure-path",
             otherwise,
             {},
@@ -519,6 +588,15 @@ def check_invariants(world: World, scenario: Scenario, run_id: str) -> None:
     ends = world.end_events(run_id)
     assert [e["status"] for e in ends] == ["success" if scenario.status == "succeeded" else "failed"]
     assert world.runtime.rejections == {}, world.runtime.rejections
+    # an always job starts once each of its needs ended (its outcome was reported) or never ran
+    for spec in scenario.document.jobs:
+        started = world.dispatcher.when.get((run_id, spec.name, 1))
+        if spec.run_on != "all_done" or started is None:
+            continue
+        for need in spec.needs:
+            if (need, 1) in dispatches:
+                ended = world.outcome_at.get((run_id, need))
+                assert ended is not None and ended < started, f"{spec.name} started before {need} ended"
     if engine.Plan.of(run["config"]).counted:
         assert run.get("counters") == engine.COUNTERS_VERSION
         check_counters(run)
@@ -526,7 +604,12 @@ def check_invariants(world: World, scenario: Scenario, run_id: str) -> None:
 
 def stored_counters(run: Mapping[str, Any]) -> dict[str, Any]:
     """The counters a run document holds, as ``$set`` paths (the shape of ``engine.counters``)."""
-    found: dict[str, Any] = {"remaining": run["remaining"], "unhandled": run["unhandled"]}
+    found: dict[str, Any] = {
+        "remaining": run["remaining"],
+        "unhandled": run["unhandled"],
+        "always_left": run["always_left"],
+    }
+    found.update({f"waits.{name}": value for name, value in run["waits"].items()})
     for name, job in run["jobs"].items():
         found[f"jobs.{name}.unmet"] = job["unmet"]
     for name, entry in (run.get("paths") or {}).items():
@@ -538,7 +621,8 @@ def stored_counters(run: Mapping[str, Any]) -> dict[str, Any]:
 def check_counters(run: Mapping[str, Any]) -> None:
     """The counters the handlers moved, transition by transition, are what the job states say they are
     (``engine.counters``): ``remaining`` jobs not terminal, ``unhandled`` failures no failure path can
-    handle, each job's ``unmet`` needs, and per job with failure paths those ``left`` and ``taken``.
+    handle, each job's ``unmet`` needs, per job with failure paths those ``left`` and ``taken``,
+    ``always_left`` and each ``always`` job's ``waits``.
     """
     expected = engine.counters(run)
     found = stored_counters(run)

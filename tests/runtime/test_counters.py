@@ -59,8 +59,8 @@ def runs(draw: st.DrawFn) -> tuple[Any, list[tuple[str, str]]]:
     """A random DAG and a random order of job outcomes. Some conditions are failure paths of an
     ancestor (``handled_by``, as the compiler writes it: ``failed``, or ``not succeeded``, which also
     holds for a skipped job, some also reading the input, so that every failure path of a failed job
-    can be skipped), some read the input; some jobs are marked handled without naming their
-    failure paths (documents from before ``handled_by``)."""
+    can be skipped), some read the input; some jobs are marked handled without naming their failure
+    paths (documents from before ``handled_by``); some are ``always`` jobs."""
     n = draw(st.integers(1, 9))
     jobs = []
     ancestors: dict[str, set[str]] = {}
@@ -83,14 +83,17 @@ def runs(draw: st.DrawFn) -> tuple[Any, list[tuple[str, str]]]:
             handled_by.setdefault(target, []).append(name)
         elif kind == 4:
             condition = input_eq("go", True)
-        jobs.append(job(name, *sorted(needs), condition=condition))
+        spec = job(name, *sorted(needs), condition=condition)
+        if draw(st.integers(0, 4)) == 0:
+            spec["run_on"] = "all_done"
+        jobs.append(spec)
     for spec in jobs:
         if spec["name"] in handled_by:
             spec["failure_handled"], spec["handled_by"] = True, sorted(handled_by[spec["name"]])
         elif draw(st.integers(0, 3)) == 0:
             spec["failure_handled"] = True  # handled, failure paths not named
     outcomes = draw(st.lists(st.sampled_from(["succeeded", "failed"]), min_size=n, max_size=n))
-    picks = draw(st.lists(st.integers(0, 1000), min_size=2 * n, max_size=2 * n))
+    picks = draw(st.lists(st.integers(0, 1000), min_size=3 * n, max_size=3 * n))
     go = draw(st.booleans())
     return (jobs, go), list(zip([f"j{i}" for i in range(n)], outcomes, strict=True)) + [
         (str(p), "") for p in picks
@@ -106,13 +109,23 @@ def _apply(run: dict[str, Any], changes: dict[str, Any], *, inc: bool) -> None:
         target[last] = target[last] + value if inc else value
 
 
+def _stored(run: dict[str, Any]) -> dict[str, Any]:
+    found = {"remaining": run["remaining"], "unhandled": run["unhandled"], "always_left": run["always_left"]}
+    found.update({f"jobs.{n}.unmet": j["unmet"] for n, j in run["jobs"].items()})
+    found.update({f"paths.{n}.{k}": v for n, entry in run["paths"].items() for k, v in entry.items()})
+    found.update({f"waits.{n}": v for n, v in run["waits"].items()})
+    return found
+
+
 @settings(max_examples=500, deadline=None)
 @given(runs())
 def test_counters_agree_with_the_whole_document_rules_at_every_step(case: Any) -> None:
     """Jobs are decided one at a time on the counters (``engine.ready``) and moved as the handlers move
-    them (``claim_sets``, ``increments``, a skipped failure path that leaves a failed job none counting
-    it); at every step the whole-document rules (``engine.decide``, ``engine.outcome``) agree, and the
-    counters are what the job states say (``engine.counters``)."""
+    them: a claim (``claim_sets``, ``claim_increments``) leaves the job in flight until a later step
+    records its outcome (``increments``); a skipped failure path that leaves a failed job none counts
+    it; a run failing with ``always`` jobs left is marked draining first. At every step the
+    whole-document rules (``engine.decide``, ``engine.outcome``) agree, and the counters are what the
+    job states say (``engine.counters``)."""
     (jobs, go), plan_steps = case
     doc = document("wf", jobs)
     run: dict[str, Any] = dict(new_run_document(doc, {"go": go}, "r"))
@@ -120,8 +133,14 @@ def test_counters_agree_with_the_whole_document_rules_at_every_step(case: Any) -
     assert plan.counted
     wanted = {name: outcome for name, outcome in plan_steps if outcome}
     picks = [int(p) for p, outcome in plan_steps if not outcome]
-    while True:
+    for _ in range(10 * len(jobs) + 10):
+        assert _stored(run) == engine.counters(run, plan)
+        assert engine.ended(run) == engine.outcome(run)
         whole = engine.decide(run)
+        assert whole.drain == (engine.draining(run) and not run.get("draining")), (run["jobs"], whole)
+        if whole.drain:
+            run["draining"] = True  # what Store.start_draining does
+            continue
         by_counters = engine.ready(run, list(plan.specs), plan)
         decided = set(whole.claim + whole.skip)
         # The counters see a job gated by a failure only once one of its failure paths is claimed;
@@ -133,28 +152,32 @@ def test_counters_agree_with_the_whole_document_rules_at_every_step(case: Any) -
                 run["jobs"],
                 whole,
             )
-        assert engine.ended(run) == engine.outcome(run)
-        found = {"remaining": run["remaining"], "unhandled": run["unhandled"]}
-        found.update({f"jobs.{n}.unmet": j["unmet"] for n, j in run["jobs"].items()})
-        found.update({f"paths.{n}.{k}": v for n, entry in run["paths"].items() for k, v in entry.items()})
-        assert found == engine.counters(run, plan)
-        if not by_counters:
+        in_flight = [name for name, j in run["jobs"].items() if j["state"] == "dispatched"]
+        options = [(name, "decide") for name in by_counters] + [(name, "finish") for name in in_flight]
+        if not options:
             assert not decided, (run["jobs"], whole)
             break
-        name = by_counters[picks.pop() % len(by_counters)] if picks else by_counters[0]
-        state = "skipped" if name in whole.skip else wanted[name]
-        doomed = 0
-        if state == "skipped":
+        name, step = options[picks.pop() % len(options)] if picks else options[0]
+        if step == "finish":
+            state = wanted[name]
+            run["jobs"][name]["state"] = state
+            _apply(run, engine.increments(plan, name, state), inc=True)
+        elif name in whole.skip:
             doomed = sum(
                 1
                 for handled in plan.handles.get(name, ())
                 if run["jobs"][handled]["state"] == "failed" and run["paths"][handled]["left"] == 1
             )
+            run["jobs"][name]["state"] = "skipped"
+            _apply(run, engine.increments(plan, name, "skipped", doomed=doomed), inc=True)
         else:
+            assert not run.get("draining") or name in plan.always  # the claim's compare-and-set
+            run["jobs"][name]["state"] = "dispatched"
             _apply(run, engine.claim_sets(plan, name), inc=False)
-        # the transition: the job's new state and the increments folded into the same update
-        run["jobs"][name]["state"] = state
-        _apply(run, engine.increments(plan, name, state, doomed=doomed), inc=True)
+            _apply(run, engine.claim_increments(plan, name), inc=True)
+    else:
+        raise AssertionError("the run did not settle")
+    assert engine.outcome(run) is not None or run["remaining"] > 0
 
 
 def test_a_failure_path_decided_before_the_failure_it_handles_is_not_counted() -> None:
@@ -190,17 +213,30 @@ def test_a_retried_orchestrator_claims_what_an_earlier_skip_made_ready(database:
     assert [name for _, name, _ in world.dispatcher.dispatched] == ["a", "d"]
 
 
-def test_a_run_started_before_the_counters_covered_failure_paths_is_decided_on_the_whole_document(
-    database: Any,
+@pytest.mark.parametrize(
+    ("name", "older"),
+    [
+        ("handled-failure", {"counters": "", "paths": ""}),
+        ("always-after-failure", {"counters": 2}),  # failure paths counted, always jobs not yet
+    ],
+)
+def test_a_run_started_before_the_counters_covered_its_workflow_is_decided_on_the_whole_document(
+    database: Any, name: str, older: dict[str, Any]
 ) -> None:
-    """A run of a workflow with failure paths without ``counters: 2`` (and so without ``paths``) is
-    decided as before, on the whole ``jobs`` map, and still comes out right."""
+    """A run of a workflow with failure paths without ``counters`` >= 2 (and so without ``paths``), or
+    with ``always`` jobs without ``counters: 3`` (no ``always_left``, ``waits``), is decided as before,
+    on the whole ``jobs`` map, and still comes out right."""
     from _harness import scenarios
 
-    scenario = next(s for s in scenarios() if s.name == "handled-failure")
+    scenario = next(s for s in scenarios() if s.name == name)
     world = World(database, outcomes=scenario.outcomes)
     start_run(world.store, scenario.document, {}, run_id="old")
-    world.store.runs.update_one({"_id": "old"}, {"$unset": {"counters": "", "paths": ""}})
+    if "paths" in older:
+        world.store.runs.update_one({"_id": "old"}, {"$unset": older})
+    else:
+        world.store.runs.update_one(
+            {"_id": "old"}, {"$set": older, "$unset": {"always_left": "", "waits": ""}}
+        )
     counted = []
     real = world.runtime._schedule_counted
 
@@ -213,5 +249,5 @@ def test_a_run_started_before_the_counters_covered_failure_paths_is_decided_on_t
     run = world.store.get_run("old")
     assert run is not None
     assert {name: job["state"] for name, job in run["jobs"].items()} == scenario.states
-    assert run["status"] == "succeeded" and "paths" not in run
+    assert run["status"] == scenario.status
     assert counted == []

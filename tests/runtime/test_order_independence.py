@@ -272,6 +272,22 @@ def test_the_harness_catches_failure_paths_skipped_without_compare_and_set(
     assert failures == 1, "no schedule exposed the racing skips"
 
 
+def test_the_harness_catches_an_always_job_started_while_a_need_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The always schedules can fail: when a claim does not count itself in its always dependents'
+    ``waits``, a draining run starts its cleanup while a job it needs is still running."""
+    from flowkit.runtime import engine
+
+    monkeypatch.setattr(engine, "claim_increments", lambda plan, job, claimed=True: {})
+    failures = 0
+    for seed in range(100):
+        try:
+            run_schedule(SCENARIOS["always-waits-in-flight"], RandomChoices(seed))
+        except AssertionError:
+            failures += 1
+            break
+    assert failures == 1, "no schedule exposed the early cleanup"
+
+
 def test_the_harness_catches_a_retry_claimed_without_compare_and_set(monkeypatch: pytest.MonkeyPatch) -> None:
     """The timer schedules can fail: a retry claim that does not check the job is still waiting at that
     attempt lets a duplicated or late sweep dispatch an attempt twice."""
