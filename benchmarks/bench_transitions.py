@@ -76,14 +76,16 @@ def layered(n: int) -> Node:
 
 
 def paths(n: int) -> Node:
-    """Segments ``a >> when(a.failed, then=h, otherwise=o)``, each needing the one before; every other
-    ``a`` fails (``FAILING``) and its failure path ``h`` handles it, so the run succeeds."""
+    """Segments ``a >> when(a.failed, then=h, otherwise=o)``, each needing the one before (then a job or
+    two to make N); every other ``a`` fails (``failing``) and its failure path ``h`` handles it, so the
+    run succeeds."""
     from flowkit import when
 
     segments = []
     for i in range(max(n // 3, 1)):
         attempt, handler, other = (job(name=f"{kind}{i}")(noop) for kind in ("a", "h", "o"))
         segments.append(attempt >> when(attempt.failed, then=handler, otherwise=other))
+    segments += [job(name=f"t{k}")(noop) for k in range(n - 3 * len(segments))]  # N jobs in all
     return sequence(*segments)
 
 
