@@ -8,7 +8,10 @@ the job-side reporter) of N no-op jobs in one of three shapes: ``chain`` (``a >>
 (``start >> parallel(N - 2 jobs) >> finish``), ``layered`` (a ``sequence`` of ``parallel`` layers of
 10 jobs, each job needing the 10 of the layer before) and ``paths`` (failure paths: N/3 segments
 ``a >> when(a.failed, then=h, otherwise=o)`` in a sequence, every other ``a`` failing and handled, so
-half the segments take the failure path and half skip it).
+half the segments take the failure path and half skip it) and ``always`` (N/2 segments
+``a >> always(c)`` in a sequence: every other job an ``always`` job, nothing failing) and ``drain``
+(``start >> parallel(N - 2) >> always(cleanup)`` with one parallel job failing: the run drains and
+ends ``failed`` once cleanup ran).
 
 How the store is counted:
 
@@ -89,13 +92,44 @@ def paths(n: int) -> Node:
     return sequence(*segments)
 
 
-SHAPES: dict[str, Callable[[int], Node]] = {"chain": chain, "fan": fan, "layered": layered, "paths": paths}
+def cleanups(n: int) -> Node:
+    """Segments ``a >> always(c)``, each needing the one before: half the jobs are ``always`` jobs."""
+    from flowkit import always
+
+    segments: list[Node] = []
+    for i in range(n // 2):
+        segments.append(job(name=f"a{i}")(noop) >> always(job(name=f"c{i}")(noop)))
+    segments += [job(name=f"t{k}")(noop) for k in range(n - 2 * len(segments))]
+    return sequence(*segments)
+
+
+def drain(n: int) -> Node:
+    """``start >> parallel(N - 2 jobs) >> always(cleanup)``; one of the parallel jobs fails (``failing``),
+    so the run drains: nothing new starts, cleanup waits for the jobs in flight, then the run fails."""
+    from flowkit import always
+
+    head, *middle = _jobs(n - 1)
+    return head >> parallel(*middle) >> always(job(name="cleanup")(noop))
+
+
+SHAPES: dict[str, Callable[[int], Node]] = {
+    "chain": chain,
+    "fan": fan,
+    "layered": layered,
+    "paths": paths,
+    "always": cleanups,
+    "drain": drain,
+}
+ENDS = {"drain": "failed"}
+"""How a run of a shape ends when it is not ``succeeded``."""
 
 
 def failing(shape: str, n: int) -> dict[str, Any]:
     """The mocks of a shape: ``paths`` fails every other ``a`` job (a handled failure)."""
     from flowkit.local.mocks import failure
 
+    if shape == "drain":
+        return {"j1": failure("ValueError", "planned")}
     if shape != "paths":
         return {}
     return {f"a{i}": failure("ValueError", "planned") for i in range(1, max(n // 3, 1), 2)}
@@ -291,7 +325,7 @@ def one_run(shape: str, n: int, database: Any, tally: Tally, workers: int) -> di
     )
     wall = time.perf_counter() - began
     cpu = time.process_time() - cpu
-    if run.status != "succeeded":
+    if run.status != ENDS.get(shape, "succeeded"):
         raise SystemExit(f"{shape} {n}: the run ended {run.status}")
     transitions = sum(1 if job.state == "skipped" else 3 for job in run.jobs.values())
     commands, sent, received, whole = (
@@ -321,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--sizes", default="100,1000,10000", help="comma-separated job counts")
     parser.add_argument(
-        "--shapes", default="chain,fan,layered,paths", help="comma-separated: chain, fan, layered, paths"
+        "--shapes",
+        default="chain,fan,layered,paths,always,drain",
+        help="comma-separated: chain, fan, layered, paths, always, drain",
     )
     parser.add_argument("--store", choices=("embedded", "wire"), default="embedded")
     parser.add_argument(
