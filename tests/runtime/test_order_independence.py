@@ -200,7 +200,9 @@ def test_any_schedule_gives_the_same_run(name: str, data: Any) -> None:
     run_schedule(SCENARIOS[name], HypothesisChoices(data))
 
 
-@pytest.mark.parametrize("name", ["join", "skip-race", "handled-failure"])
+@pytest.mark.parametrize(
+    "name", ["join", "skip-race", "handled-failure", "failure-not-handled", "always-waits-in-flight"]
+)
 @settings(max_examples=max(2, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_schedules_over_tcp_give_the_same_run(wire_client: Any, name: str, data: Any) -> None:
@@ -386,7 +388,18 @@ def race_threads(world: World, scenario: Scenario, *, threads: int, seed: int) -
 
 
 @pytest.mark.wire
-@pytest.mark.parametrize("name", ["join", "when-skip", "handled-failure", "unhandled-failure", "nested"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "join",
+        "when-skip",
+        "handled-failure",
+        "failure-not-handled",
+        "unhandled-failure",
+        "always-after-failure",
+        "nested",
+    ],
+)
 def test_real_threads_race_over_tcp(wire_database: Any, name: str) -> None:
     scenario = SCENARIOS[name]
     for seed in range(3):
