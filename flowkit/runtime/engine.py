@@ -420,7 +420,11 @@ def initial_waits(plan: Plan) -> dict[str, int]:
 
 def _waits_on(plan: Plan, need: str, state: str | None) -> bool:
     """Whether a need in ``state`` keeps an ``always`` job waiting on a draining run: it is not
-    terminal, and it was claimed or is an ``always`` job itself (a pending ordinary job never runs)."""
+    terminal, and it was claimed or is an ``always`` job itself (a pending ordinary job never runs).
+    A cancelled need counts as it was when the run ended (cancelling moves no ``waits``): an ``always``
+    one still does, an ordinary one (pending) does not."""
+    if state == JobState.CANCELLED:
+        return need in plan.always
     return state not in TERMINAL and (state != JobState.PENDING or need in plan.always)
 
 

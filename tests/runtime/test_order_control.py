@@ -21,11 +21,12 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from _harness import World
+from _harness import World, check_counters
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_order_independence import SCENARIOS, HypothesisChoices, RandomChoices, run_schedule
 
+from flowkit.runtime import engine
 from flowkit.vocab import (
     JOB_TERMINAL_STATES,
     RUN_END_EVENTS,
@@ -104,6 +105,11 @@ def check_control_invariants(world: World, run_id: str) -> None:
     # after a cancel moved the job on): it is refused as stale and changes nothing.
     allowed = {"state_mismatch", "stale"} if redrives else ({"stale"} if world.timers else set())
     assert set(world.runtime.rejections) <= allowed, world.runtime.rejections
+    # the counters, moved transition by transition and set again by a redrive, are what the states say
+    # (a job cancelled while waiting for a retry would leave its always dependents' waits as they were:
+    # no scenario has both)
+    if engine.Plan.of(run["config"]).counted:
+        check_counters(run)
 
 
 # run-timeout-hang: the run's deadline racing a cancel and a redrive (the soak takes every scenario)
