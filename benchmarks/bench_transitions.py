@@ -313,7 +313,9 @@ def _runnable(shape: str, n: int) -> Any:
     return Runnable(document=document, bodies={spec.name: noop for spec in document.jobs})
 
 
-def one_run(shape: str, n: int, database: Any, tally: Tally, workers: int) -> dict[str, Any]:
+def one_run(
+    shape: str, n: int, database: Any, tally: Tally, workers: int, *, redeliver: bool = True
+) -> dict[str, Any]:
     runnable = _runnable(shape, n)
     document = runnable.document
     before = (tally.commands, tally.sent, tally.received, tally.whole_reads)
@@ -335,9 +337,12 @@ def one_run(shape: str, n: int, database: Any, tally: Tally, workers: int) -> di
         )
     )
     claims, won = tally.claims - claims_before[0], tally.claims_won - claims_before[1]
-    statemachine, orchestrator = redelivered(shape, n, database, tally, workers)
+    duplicates = "-"
+    if redeliver:
+        statemachine, orchestrator = redelivered(shape, n, database, tally, workers)
+        duplicates = f"{statemachine:.2f}/{orchestrator:.2f}"
     return {
-        "redelivered": f"{statemachine:.2f}/{orchestrator:.2f}",
+        "redelivered": duplicates,
         "claims": f"{claims / won:.2f}" if won else "-",
         "shape": shape,
         "jobs": len(document.jobs),
@@ -364,6 +369,9 @@ def main(argv: list[str] | None = None) -> int:
         "--mongo-uri", default=None, help="with --store wire: this server, not a new nx-27017"
     )
     parser.add_argument("--workers", type=int, default=16, help="local job threads (default 16)")
+    parser.add_argument(
+        "--no-dup", action="store_true", help="skip the redelivered-outcome run (the dup cmds column)"
+    )
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     shapes = [s for s in args.shapes.split(",") if s]
@@ -405,7 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         for shape in shapes:
             for n in sizes:
                 db = database(f"bench_{shape}_{n}")
-                row = one_run(shape, n, db, tally, args.workers)
+                row = one_run(shape, n, db, tally, args.workers, redeliver=not args.no_dup)
                 print(
                     f"{row['shape']:<9}{row['jobs']:>7}{row['commands']:>9.2f}{row['sent']:>12.3f}"
                     f"{row['received']:>12.3f}{row['whole']:>13}{row['wall']:>9.2f}{row['cpu']:>8.2f}"

@@ -9,6 +9,7 @@ the job's Python body); ``LambdaDispatcher`` is the production one.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Mapping
@@ -17,7 +18,14 @@ from typing import Any, Final, Protocol
 from flowkit.errors import DispatchError, DispatchUncertain
 from flowkit.vocab import LAMBDA_ASYNC_PAYLOAD_LIMIT
 
-__all__ = ["DEFAULT_PAYLOAD_LIMIT", "Dispatcher", "LambdaDispatcher", "build_payload", "encode_payload"]
+__all__ = [
+    "DEFAULT_PAYLOAD_LIMIT",
+    "Dispatcher",
+    "LambdaDispatcher",
+    "build_payload",
+    "copy_data",
+    "encode_payload",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +50,22 @@ _MAYBE_SENT: Final = frozenset({"HTTPClientError", "ResponseParserError", "Incom
 def _maybe_sent(exc: BaseException) -> bool:
     """Whether ``exc`` (from boto3) leaves open that the invoke reached Lambda: read timeout, cut connection."""
     return any(cls.__name__ in _MAYBE_SENT for cls in type(exc).__mro__)
+
+
+def copy_data(value: Any) -> Any:
+    """A deep copy of JSON-shaped data: each dict and list copied, strings and numbers shared.
+
+    Any other value is copied by ``copy.deepcopy``, which gives the same result for JSON data at
+    several times the cost (its memo of shared parts matters nowhere in data sent as JSON).
+    """
+    kind = type(value)
+    if kind is dict:
+        return {key: copy_data(item) for key, item in value.items()}
+    if kind is list:
+        return [copy_data(item) for item in value]
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    return copy.deepcopy(value)
 
 
 def encode_payload(payload: Mapping[str, Any]) -> bytes:

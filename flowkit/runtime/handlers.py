@@ -16,7 +16,6 @@ notifier are imported on first use.
 
 from __future__ import annotations
 
-import copy
 import functools
 import logging
 import threading
@@ -36,7 +35,7 @@ from flowkit.errors import (
     UnknownRun,
 )
 from flowkit.runtime import engine
-from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload
+from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload, copy_data
 from flowkit.runtime.documents import ErrorDoc, RunDoc, StatusDoc
 from flowkit.runtime.limits import clean_text, output_size_problem, short_text, value_problem
 from flowkit.runtime.store import RunCache, Store, end_event, make_status, nested, project
@@ -712,7 +711,7 @@ class Runtime:
             payload = build_payload(run, spec, attempt, limit=self.payload_limit)
             # Copies: the run's config and input are shared with the run cache, and a dispatcher that
             # hands them to code in this process (the local runner) must not be able to change them.
-            return copy.deepcopy(spec), copy.deepcopy(payload)
+            return copy_data(spec), copy_data(payload)
         except Exception as exc:
             message = _payload_problem(exc, spec["name"], run["_id"])
             logger.error("%s", message)

@@ -212,3 +212,28 @@ def test_an_invoke_that_times_out_reading_is_uncertain_and_sent_once(monkeypatch
         server.close()
     assert len(requests) == 1
     assert requests[0].startswith(b"POST /2015-03-31/functions/fn-c/invocations")
+
+
+def test_copy_data_copies_every_container_and_deep_copies_anything_else() -> None:
+    from datetime import UTC, datetime
+
+    from flowkit.runtime.dispatch import copy_data
+
+    class Box:
+        def __init__(self, items: list[int]) -> None:
+            self.items = items
+
+    original = {
+        "a": [1, {"b": "x"}],
+        "t": (1, [2]),
+        "box": Box([3]),
+        "when": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    copied = copy_data(original)
+    assert (
+        copied["a"] == original["a"] and copied["t"] == original["t"] and copied["when"] == original["when"]
+    )
+    copied["a"][1]["b"] = "changed"
+    copied["t"][1].append(9)
+    copied["box"].items.append(4)
+    assert original["a"] == [1, {"b": "x"}] and original["t"] == (1, [2]) and original["box"].items == [3]
