@@ -577,3 +577,22 @@ def test_values_are_stored_as_a_bson_round_trip_reads_them(value: dict[str, Any]
     expected = bson.decode(bson.encode(value), CodecOptions(tz_aware=True))
     assert to_bson(value) == expected
     assert repr(to_bson(value)) == repr(expected)
+
+
+def test_the_smallest_document_nested_too_deep_is_refused_and_one_level_less_is_stored() -> None:
+    # Nesting is only walked for documents over 700 bytes: 101 levels take at least 707.
+    import bson
+
+    def nested(levels: int) -> dict[str, Any]:
+        value: dict[str, Any] = {"": None}
+        for _ in range(levels - 1):
+            value = {"": value}
+        return value
+
+    runs = embedded_database("nesting")["runs"]
+    deepest_allowed, too_deep = nested(99), nested(100)  # plus the document holding them and its _id
+    runs.insert_one({"_id": 1, "v": deepest_allowed})
+    with pytest.raises(WriteError, match="exceeds 100 levels of nesting"):
+        runs.insert_one({"_id": 2, "v": too_deep})
+    assert len(bson.encode({"_id": 2, "v": too_deep})) > 700
+    assert runs.count_documents({}) == 1

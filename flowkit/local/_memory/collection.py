@@ -90,7 +90,9 @@ def _check_insert_limits(doc: Doc) -> int:
             f"BSON document too large ({size} bytes) - the connected server supports BSON document sizes "
             f"up to {MONGO_DOCUMENT_LIMIT} bytes."
         )
-    if nesting(doc) > MONGO_NESTING_LIMIT:
+    # Each level of nesting takes at least 7 bytes of BSON (a one-null document is 7 bytes, and each
+    # document around it adds 7 more), so a document of at most 7 x the limit is never too deep.
+    if size > 7 * MONGO_NESTING_LIMIT and nesting(doc) > MONGO_NESTING_LIMIT:
         raise WriteError(
             f"cannot insert document because it exceeds {MONGO_NESTING_LIMIT} levels of nesting", code=15
         )
