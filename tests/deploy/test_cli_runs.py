@@ -103,6 +103,23 @@ def test_status_shows_each_job_with_its_error(
     }
 
 
+def test_status_shows_outputs_and_errors_kept_in_the_results_collection(
+    capsys: Any, monkeypatch: Any, store: Store, target: list[str]
+) -> None:
+    start_run(store, compile(nested), {"day": "2026-11-27"}, run_id="n-1")
+    big = {"rows": 120, "note": "n" * 4000}
+    assert store.claim("n-1", "prepare", 0)
+    store.record_outcome("n-1", "prepare", 1, state="succeeded", output=big)
+    assert store.get_run("n-1")["jobs"]["prepare"]["output"] is None  # only its reference is in the run
+
+    code, out, _ = cli(capsys, monkeypatch, "status", "n-1", *target)
+    row = next(line for line in out.splitlines() if line.startswith("prepare"))
+    assert code == 0 and '{"note": "nnnn' in row
+
+    _, out, _ = cli(capsys, monkeypatch, "status", "n-1", "--json", *target)
+    assert json.loads(out)["jobs"]["prepare"]["output"] == big
+
+
 def test_status_of_an_unknown_run(capsys: Any, monkeypatch: Any, store: Store, target: list[str]) -> None:
     code, out, err = cli(capsys, monkeypatch, "status", "nope", *target)
     assert code == 1 and out == "" and "no run 'nope'" in err

@@ -149,6 +149,9 @@ class World:
     outputs: Mapping[str, Any] = field(default_factory=dict)
     payload_limit: int | None = None
     error_types: Mapping[str, str] = field(default_factory=dict)  # job -> error type of "fail" (ValueError)
+    messages: Mapping[str, str] = field(
+        default_factory=dict
+    )  # job -> error message of "fail" ("<job> broke")
     clock: Any = None  # a flowkit.local.clock.VirtualClock for runs with timers
     timers: bool = False
     """With timers, an attempt may time out before it reports: its job side then stops quietly (as a
@@ -224,7 +227,11 @@ class World:
                 return
             if outcome == "fail":
                 self.reporter.failed(
-                    run_id, name, attempt, self.error_types.get(name, "ValueError"), f"{name} broke"
+                    run_id,
+                    name,
+                    attempt,
+                    self.error_types.get(name, "ValueError"),
+                    self.messages.get(name, f"{name} broke"),
                 )
             else:
                 self.reporter.succeeded(run_id, name, attempt, self.outputs.get(name, {"job": name}))
@@ -451,6 +458,16 @@ def scenarios() -> list[Scenario]:
             "succeeded",
             outputs={"extract": {"rows": 0}},
         ),
+        Scenario(
+            # outputs far over the inline size: kept in the results collection, passed on in payloads
+            # and read by the condition from there, whatever the order of deliveries
+            "big-outputs",
+            etl,
+            {},
+            {spec.name: "succeeded" for spec in etl.jobs},
+            "succeeded",
+            outputs={spec.name: {"rows": 3, "blob": spec.name * 700} for spec in etl.jobs},
+        ),
         Scenario("payment-happy", payment, {}, happy, "succeeded"),
         Scenario("handled-failure", payment, {}, handled, "succeeded", outcomes={"charge": "fail"}),
         Scenario(
@@ -566,8 +583,9 @@ def scenarios() -> list[Scenario]:
 
 def check_invariants(world: World, scenario: Scenario, run_id: str) -> None:
     """What must hold once every delivery was made and every dispatched job has reported."""
-    run = world.store.get_run(run_id)
-    assert run is not None
+    stored = world.store.get_run(run_id)
+    assert stored is not None
+    run = world.store.resolve_run(stored)  # outputs over the inline size: from the results collection
     dispatches = [
         (job_name, attempt) for rid, job_name, attempt in world.dispatcher.dispatched if rid == run_id
     ]
@@ -583,6 +601,12 @@ def check_invariants(world: World, scenario: Scenario, run_id: str) -> None:
     for name, state in states.items():
         if state == "succeeded":
             assert run["jobs"][name]["output"] == scenario.outputs.get(name, {"job": name})
+    # every job received its needs' outputs exactly (None for a skipped need)
+    for payload in world.dispatcher.payloads:
+        if payload["run_id"] == run_id:
+            for need, value in payload["needs"].items():
+                expected = scenario.outputs.get(need, {"job": need}) if states[need] == "succeeded" else None
+                assert value == expected, (payload["job"], need)
     # the run ended exactly once, with one workflow-level end event
     assert (run["status"], run["phase"]) == (scenario.status, None)
     ends = world.end_events(run_id)

@@ -94,6 +94,32 @@ def test_an_unhandled_failure_pages_and_the_run_failed_message_names_it(
     assert "*Failed jobs*\n• *charge* failed (attempt 1): `GatewayTimeout` charge broke" in shown
 
 
+def test_the_run_failed_message_names_an_error_kept_in_the_results_collection(
+    database: Any, fake: FakeSlack
+) -> None:
+    """An error far over the inline size is not in the run document: the notification reads it back."""
+    long = "the gateway did not answer: " + "g" * 2000
+    world = World(
+        database,
+        outcomes={"charge": "fail"},
+        error_types={"charge": "GatewayTimeout"},
+        messages={"charge": long},
+    )
+    start_run(world.store, _payment(), {}, run_id="r-1")
+    world.drain()
+    stored = world.store.get_run("r-1")
+    assert stored["jobs"]["charge"]["error"] is None and stored["jobs"]["charge"]["error_ref"]
+
+    job_failed, run_failed = _notify_all(world, fake, "r-1")
+
+    assert job_failed["text"].startswith("<!here> [payment] job charge failed (attempt 1) in run r-1")
+    assert run_failed["text"].startswith(
+        "<!here> [payment] run r-1 failed: job charge failed (attempt 1): GatewayTimeout: the gateway did not answer: ggg"
+    )
+    shown = "\n".join(block.get("text", {}).get("text", "") for block in run_failed["blocks"])
+    assert "• *charge* failed (attempt 1): `GatewayTimeout` the gateway did not answer: ggg" in shown
+
+
 def test_a_cancel_notifies_once_with_its_reason(database: Any, fake: FakeSlack) -> None:
     world = World(database)
     start_run(world.store, _payment(), {}, run_id="r-1")

@@ -201,7 +201,8 @@ def test_any_schedule_gives_the_same_run(name: str, data: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["join", "skip-race", "handled-failure", "failure-not-handled", "always-waits-in-flight"]
+    "name",
+    ["join", "skip-race", "handled-failure", "failure-not-handled", "always-waits-in-flight", "big-outputs"],
 )
 @settings(max_examples=max(2, EXAMPLES // 4), deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
