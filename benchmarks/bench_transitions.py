@@ -28,6 +28,12 @@ received per transition, the commands that read a whole run document (``whole re
 one final read of the finished run; the handlers read none for these workflows), wall time and jobs/s.
 ``claims/win`` (embedded store only) is claim attempts per claim won: 1.00 means no orchestrator raced
 another for the same job. Per-transition figures that stay flat from 100 to 10,000 jobs are the goal.
+``--output-bytes B`` makes every job return ``{"blob": <B bytes>}`` (default: no output): outputs over
+``vocab.INLINE_LIMIT`` go to the results collection, so ``KB results/tr`` (the part of sent + received
+that went to or came from that collection, also counted in the two columns before) grows with B while
+the run document's round trips stay as small as without outputs. Shapes whose joins need many jobs
+(``fan``, ``always``, ``drain``) would send the join N outputs in one payload, over the 1 MiB limit:
+use ``chain``, ``layered`` or ``paths`` with large B.
 ``dup cmds`` is what a duplicate delivery costs: commands ``statemachine_job`` / ``orchestrator_job``
 take for an outcome that is already recorded, measured on a second run of the same shape and size
 held running (see ``redelivered``).
@@ -54,6 +60,14 @@ from flowkit.local.runner import run_workflow
 
 def noop(event: dict[str, Any], context: Any = None) -> None:
     return None
+
+
+OUTPUT_BYTES = 0
+"""``--output-bytes``: the size of the string every job's body returns (0: no output)."""
+
+
+def body(event: dict[str, Any], context: Any = None) -> dict[str, str] | None:
+    return {"blob": "x" * OUTPUT_BYTES} if OUTPUT_BYTES else None
 
 
 def _jobs(n: int) -> list[Job]:
@@ -137,6 +151,8 @@ def failing(shape: str, n: int) -> dict[str, Any]:
 
 # How many recorded outcomes are delivered again to measure what a duplicate delivery costs.
 DUPLICATES = 100
+RESULTS = "results"
+"""The results collection's name (``Settings.results_collection``'s default)."""
 
 
 class Tally:
@@ -148,6 +164,7 @@ class Tally:
         self.sent = 0
         self.received = 0
         self.whole_reads = 0
+        self.results = 0
         self.claims = 0
         self.claims_won = 0
 
@@ -156,12 +173,14 @@ class Tally:
             self.claims += 1
             self.claims_won += won
 
-    def add(self, sent: int, received: int, *, whole: bool = False) -> None:
+    def add(self, sent: int, received: int, *, whole: bool = False, results: bool = False) -> None:
         with self.lock:
             self.commands += 1
             self.sent += sent
             self.received += received
             self.whole_reads += whole
+            if results:
+                self.results += sent + received
 
 
 def _size(value: Any) -> int:
@@ -185,8 +204,17 @@ class CountedCollection:
         return getattr(self._inner, name)
 
     def insert_one(self, doc: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        self._tally.add(_size(doc), 0)
+        self._tally.add(_size(doc), 0, results=self.name == RESULTS)
         return self._inner.insert_one(doc, *args, **kwargs)
+
+    def find(self, spec: Any = None, projection: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """One command; the documents it returns counted as received (the results' ``_id $in`` read)."""
+        if self.name != RESULTS:
+            return self._inner.find(spec, projection, *args, **kwargs)  # the timer sweep's: not counted
+        found = list(self._inner.find(spec, projection, *args, **kwargs))
+        sent = _size({"filter": spec or {}, "projection": projection or {}})
+        self._tally.add(sent, sum(_size(doc) for doc in found), results=True)
+        return found
 
     def find_one(self, spec: Any = None, projection: Any = None, *args: Any, **kwargs: Any) -> Any:
         found = self._inner.find_one(spec, projection, *args, **kwargs)
@@ -234,15 +262,16 @@ class Listener(monitoring.CommandListener):
         whole = event.command_name in ("find", "findAndModify") and not command.get(
             "projection", command.get("fields")
         )
+        results = command.get(event.command_name) == RESULTS
         with self.lock:
-            self.pending[event.request_id] = (len(bson.encode(command)), whole)
+            self.pending[event.request_id] = (len(bson.encode(command)), whole, results)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         with self.lock:
-            sent, whole = self.pending.pop(event.request_id, (0, False))
+            sent, whole, results = self.pending.pop(event.request_id, (0, False, False))
         if event.command_name in ("endSessions", "hello", "isMaster", "ping"):
             return
-        self.tally.add(sent, len(bson.encode(event.reply)), whole=whole)
+        self.tally.add(sent, len(bson.encode(event.reply)), whole=whole, results=results)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         with self.lock:
@@ -310,7 +339,7 @@ def _runnable(shape: str, n: int) -> Any:
     root = SHAPES[shape](n)
     wf = workflow(name=f"{shape}-{n}")(lambda: root)
     document = compile(wf)
-    return Runnable(document=document, bodies={spec.name: noop for spec in document.jobs})
+    return Runnable(document=document, bodies={spec.name: body for spec in document.jobs})
 
 
 def one_run(
@@ -318,7 +347,7 @@ def one_run(
 ) -> dict[str, Any]:
     runnable = _runnable(shape, n)
     document = runnable.document
-    before = (tally.commands, tally.sent, tally.received, tally.whole_reads)
+    before = (tally.commands, tally.sent, tally.received, tally.whole_reads, tally.results)
     claims_before = (tally.claims, tally.claims_won)
     began = time.perf_counter()
     cpu = time.process_time()
@@ -330,10 +359,12 @@ def one_run(
     if run.status != ENDS.get(shape, "succeeded"):
         raise SystemExit(f"{shape} {n}: the run ended {run.status}")
     transitions = sum(1 if job.state == "skipped" else 3 for job in run.jobs.values())
-    commands, sent, received, whole = (
+    commands, sent, received, whole, results = (
         now - then
         for now, then in zip(
-            (tally.commands, tally.sent, tally.received, tally.whole_reads), before, strict=True
+            (tally.commands, tally.sent, tally.received, tally.whole_reads, tally.results),
+            before,
+            strict=True,
         )
     )
     claims, won = tally.claims - claims_before[0], tally.claims_won - claims_before[1]
@@ -349,6 +380,7 @@ def one_run(
         "commands": commands / transitions,
         "sent": sent / transitions / 1024,
         "received": received / transitions / 1024,
+        "results": results / transitions / 1024,
         "whole": whole,
         "wall": wall,
         "cpu": cpu,
@@ -370,9 +402,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--workers", type=int, default=16, help="local job threads (default 16)")
     parser.add_argument(
+        "--output-bytes",
+        type=int,
+        default=0,
+        help="every job returns a string of this many bytes (default 0: no output)",
+    )
+    parser.add_argument(
         "--no-dup", action="store_true", help="skip the redelivered-outcome run (the dup cmds column)"
     )
     args = parser.parse_args(argv)
+    global OUTPUT_BYTES
+    OUTPUT_BYTES = args.output_bytes
     sizes = [int(s) for s in args.sizes.split(",")]
     shapes = [s for s in args.shapes.split(",") if s]
     unknown = set(shapes) - set(SHAPES)
@@ -406,7 +446,8 @@ def main(argv: list[str] | None = None) -> int:
         how = f"MongoDB commands over the wire ({'nx-27017' if process else uri})"
     print(f"store: {how}; per transition (3 per job: claimed, running, outcome)")
     print(
-        f"{'shape':<9}{'jobs':>7}{'cmds/tr':>9}{'KB sent/tr':>12}{'KB recv/tr':>12}{'whole reads':>13}"
+        f"{'shape':<9}{'jobs':>7}{'cmds/tr':>9}{'KB sent/tr':>12}{'KB recv/tr':>12}{'KB results/tr':>15}"
+        f"{'whole reads':>13}"
         f"{'wall s':>9}{'CPU s':>8}{'jobs/s':>9}{'claims/win':>12}{'dup cmds':>11}"
     )
     try:
@@ -416,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
                 row = one_run(shape, n, db, tally, args.workers, redeliver=not args.no_dup)
                 print(
                     f"{row['shape']:<9}{row['jobs']:>7}{row['commands']:>9.2f}{row['sent']:>12.3f}"
-                    f"{row['received']:>12.3f}{row['whole']:>13}{row['wall']:>9.2f}{row['cpu']:>8.2f}"
+                    f"{row['received']:>12.3f}{row['results']:>15.3f}{row['whole']:>13}{row['wall']:>9.2f}{row['cpu']:>8.2f}"
                     f"{row['rate']:>9.0f}{row['claims']:>12}{row['redelivered']:>11}",
                     flush=True,
                 )
