@@ -28,6 +28,7 @@ older snapshot is never wrong, only incomplete.
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -356,9 +357,7 @@ class Plan:
             },
             phase_of=phase_of,
             phases=len(config.get("phases", ())),
-            counted=all(
-                _descends(specs, handler, name) for name, handlers in paths.items() for handler in handlers
-            ),
+            counted=all(_descendants_include(dependents, name, handlers) for name, handlers in paths.items()),
             paths=paths,
             handles={name: tuple(jobs) for name, jobs in handles.items()},
             gates={name: needs for name, needs in gates.items() if needs},
@@ -367,18 +366,21 @@ class Plan:
         )
 
 
-def _descends(specs: Mapping[str, Mapping[str, Any]], job: str, ancestor: str) -> bool:
-    """Whether ``ancestor`` is among the needs of ``job``, directly or transitively."""
-    seen: set[str] = set()
-    stack = [job]
-    while stack:
-        for need in specs.get(stack.pop(), {}).get("needs", ()):
-            if need == ancestor:
-                return True
-            if need not in seen and need in specs:
-                seen.add(need)
-                stack.append(need)
-    return False
+def _descendants_include(dependents: Mapping[str, list[str]], job: str, wanted: Iterable[str]) -> bool:
+    """Whether every job of ``wanted`` needs ``job``, directly or transitively: a walk over the jobs
+    that need it, which stops as soon as all of them were met (near ones are met first)."""
+    left = set(wanted) - {job}
+    if job in set(wanted):
+        return False
+    seen = {job}
+    queue = deque([job])
+    while queue and left:
+        for dependent in dependents.get(queue.popleft(), ()):
+            if dependent not in seen:
+                seen.add(dependent)
+                left.discard(dependent)
+                queue.append(dependent)
+    return not left
 
 
 def unmet_needs(spec: Mapping[str, Any], specs: Mapping[str, Any]) -> int:
