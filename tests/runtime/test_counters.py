@@ -251,3 +251,34 @@ def test_a_run_started_before_the_counters_covered_its_workflow_is_decided_on_th
     assert {name: job["state"] for name, job in run["jobs"].items()} == scenario.states
     assert run["status"] == scenario.status
     assert counted == []
+
+
+def test_a_released_claim_gives_back_what_it_counted_in_an_always_jobs_waits(database: Any) -> None:
+    """A dispatch that fails releases the claim (rule 8): the release takes the job back off the
+    ``waits`` of its always dependents, so the counters stay what the job states say."""
+    from _harness import check_counters
+
+    doc = document("wf", [job("a"), job("b"), {**job("cleanup", "a", "b"), "run_on": "all_done"}])
+    world = World(database, outcomes={"a": "fail"})
+    start_run(world.store, doc, {}, run_id="r")
+    world.dispatcher.fail_for = {"b"}
+    started = world.deliveries.pop(0)
+    with pytest.raises(ConnectionError):
+        world.deliver(started)  # a and b claimed, b's dispatch fails
+    run = world.store.get_run("r")
+    assert run is not None
+    assert (run["jobs"]["a"]["state"], run["jobs"]["b"]["state"]) == ("dispatched", "pending")
+    assert run["waits"] == {"cleanup": 1}  # a is in flight; b was released
+    check_counters(run)
+    world.deliver(started)  # delivered again (the handler raised): b claimed and sent
+    assert run["waits"] == {"cleanup": 1} and world.store.get_run("r")["waits"] == {"cleanup": 2}
+    world.drain()  # a fails: the run drains, cleanup waits for b, then runs
+    run = world.store.get_run("r")
+    assert run is not None
+    assert {name: j["state"] for name, j in run["jobs"].items()} == {
+        "a": "failed",
+        "b": "succeeded",
+        "cleanup": "succeeded",
+    }
+    assert run["status"] == "failed"
+    check_counters(run)
