@@ -261,6 +261,11 @@ class _Extractor:
             details.append(state.value + _attempts(job_run, spec.retry.max_attempts))
             if job_run is not None and job_run.error is not None:
                 tooltip.append(f"{job_run.error.type}: {job_run.error.message}")
+            elif job_run is not None and job_run.error_ref is not None:
+                # a run exported without its results (flowkit status --diagram reads them back)
+                tooltip.append(
+                    f"error too long for the run document: results collection, {job_run.error_ref}"
+                )
         self._add_node(
             DiagramNode(name, NodeKind.JOB, name, tuple(details), "\n".join(tooltip), state), spec.phase
         )

@@ -193,6 +193,25 @@ def test_a_stored_run_colours_jobs_and_names_the_run() -> None:
     assert JobState.TIMED_OUT in graph.legend  # an extra state in use joins the legend
 
 
+def test_an_exported_run_whose_error_is_in_the_results_collection_says_so() -> None:
+    doc = etl()
+    run = Run(
+        _id="r-8",
+        workflow=doc.name,
+        version=doc.version,
+        config=doc,
+        status="failed",
+        jobs={"extract": JobRun(state="failed", attempt=1, error_ref="1/error/0123456789abcdef01234567")},
+        created_at="2026-11-27T00:00:00Z",
+    )
+
+    graph = extract(doc, run)
+
+    assert graph.node("extract").tooltip == (
+        "error too long for the run document: results collection, 1/error/0123456789abcdef01234567"
+    )
+
+
 def test_unknown_states_are_all_reported() -> None:
     with pytest.raises(RenderError) as info:
         extract(etl(), {"extract": "done", "load": "ok", "report": "succeeded"})
