@@ -309,10 +309,11 @@ def test_the_sweep_reads_only_runs_with_something_due() -> None:
     assert sorted(r["run_id"] for r in fired) == ["r-3", "r-7"]
 
 
-def test_a_retrying_event_lost_in_a_crash_is_inserted_again_by_the_next_delivery() -> None:
+@pytest.mark.parametrize("message", ["a broke", "a broke: " + "x" * 3000])  # inline, in the results
+def test_a_retrying_event_lost_in_a_crash_is_inserted_again_by_the_next_delivery(message: str) -> None:
     # Given a failed attempt recorded as waiting for its retry, whose handler died before it inserted
     # the `retrying` event (simulated by deleting that event)
-    world, _clock = _world({"a": ["fail", "success"]})
+    world, _clock = _world({"a": ["fail", "success"]}, messages={"a": message})
     start_run(world.store, document("retry", [job("a", retry=RETRY3), job("b", "a")]), {}, run_id="r")
     world.drain()
     waiting = _job(world, "r", "a")
@@ -330,6 +331,7 @@ def test_a_retrying_event_lost_in_a_crash_is_inserted_again_by_the_next_delivery
     again = world.store.statuses.find_one({"run_id": "r", "job": "a", "status": "retrying"})
     assert again is not None
     assert (again["key"], again["output"], again["error"]) == (lost["key"], lost["output"], lost["error"])
+    assert again["error"]["message"] == message
     assert _job(world, "r", "a") == waiting
     world.runtime.orchestrator_job(envelope, None)  # a second repeat inserts nothing new
     assert world.store.statuses.count_documents({"run_id": "r", "job": "a", "status": "retrying"}) == 1
