@@ -259,10 +259,12 @@ class Listener(monitoring.CommandListener):
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         command = event.command
-        whole = event.command_name in ("find", "findAndModify") and not command.get(
-            "projection", command.get("fields")
-        )
         results = command.get(event.command_name) == RESULTS
+        whole = (
+            event.command_name in ("find", "findAndModify")
+            and not command.get("projection", command.get("fields"))
+            and not results
+        )
         with self.lock:
             self.pending[event.request_id] = (len(bson.encode(command)), whole, results)
 

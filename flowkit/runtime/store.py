@@ -561,7 +561,10 @@ class Store:
         wanted = _results.refs(run_id, jobs, outputs=outputs, errors=errors, history=history)
         if not wanted:
             return jobs
-        values = {doc["_id"]: doc.get("value") for doc in self.results.find({"_id": {"$in": list(wanted)}})}
+        values = {
+            doc["_id"]: doc.get("value")
+            for doc in self.results.find({"_id": {"$in": list(wanted)}}, {"value": 1})
+        }
         if len(values) < len(wanted):
             raise _results.missing(run_id, set(wanted) - set(values))
         return _results.with_values(run_id, jobs, values, set(wanted.values()))
