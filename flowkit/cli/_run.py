@@ -114,7 +114,10 @@ def _duration(text: str) -> float:
     match = _DURATION.fullmatch(text)
     if match is None:
         raise argparse.ArgumentTypeError(f"expected a duration such as 90, 90s, 5m or 1.5h, got {text!r}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"expected a duration of more than 0, got {text!r}")
+    return seconds
 
 
 def _check_diagram_path(path: str) -> None:

@@ -623,7 +623,7 @@ class _Prepared:
 
 
 def _cancel_after(value: float | timedelta | None) -> float | None:
-    """``cancel_after`` in seconds: a number or a ``timedelta``, not negative; None stays None."""
+    """``cancel_after`` in seconds: a number or a ``timedelta``, more than 0; None stays None."""
     if value is None:
         return None
     if isinstance(value, timedelta):
@@ -632,8 +632,8 @@ def _cancel_after(value: float | timedelta | None) -> float | None:
         seconds = float(value)
     else:
         raise BadArgument(f"cancel_after must be seconds (a number) or a timedelta, got {value!r}")
-    if not 0 <= seconds < float("inf"):
-        raise BadArgument(f"cancel_after must be a finite number of seconds, 0 or more, got {value!r}")
+    if not 0 < seconds < float("inf"):
+        raise BadArgument(f"cancel_after must be a positive, finite number of seconds, got {value!r}")
     return seconds
 
 

@@ -121,7 +121,7 @@ def test_cancel_after_ends_a_run_whose_job_hangs_without_a_timeout() -> None:
     assert _states(run) == {"work": "running", "after": "cancelled"}
 
 
-@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "5m", True])
+@pytest.mark.parametrize("bad", [0, -1, timedelta(0), float("nan"), float("inf"), "5m", True])
 def test_a_bad_cancel_after_is_refused_before_anything_starts(bad: Any) -> None:
     with LocalEnvironment() as env:
         with pytest.raises(BadArgument, match="cancel_after"):
@@ -361,10 +361,18 @@ def test_cancel_after_on_the_virtual_clock_from_the_command_line(
     assert document["jobs"]["work"]["state"] == "cancelled"
 
 
-def test_a_bad_cancel_after_is_a_usage_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("soon", "expected a duration such as 90, 90s, 5m or 1.5h, got 'soon'"),
+        ("5 minutes", "expected a duration such as 90, 90s, 5m or 1.5h, got '5 minutes'"),
+        ("0s", "expected a duration of more than 0, got '0s'"),
+    ],
+)
+def test_a_bad_cancel_after_is_a_usage_error(tmp_path: Path, value: str, message: str) -> None:
     (tmp_path / "backoff.py").write_text(RETRY_FILE)
     result = subprocess.run(
-        [sys.executable, "-m", "flowkit", "run", str(tmp_path / "backoff.py"), "--cancel-after", "soon"],
+        [sys.executable, "-m", "flowkit", "run", str(tmp_path / "backoff.py"), f"--cancel-after={value}"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -372,4 +380,4 @@ def test_a_bad_cancel_after_is_a_usage_error(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 2
-    assert "--cancel-after: expected a duration such as 90, 90s, 5m or 1.5h, got 'soon'" in result.stderr
+    assert f"--cancel-after: {message}" in result.stderr
