@@ -101,6 +101,38 @@ def test_cancel_after_cancels_on_the_virtual_clock_while_a_retry_waits(chaos: in
     assert end.time == run.run.ended_at and end.output == {"reason": "cancel_after 300s"}
 
 
+def test_a_local_cancel_notifies_run_cancelled_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the runtime's notifications handler sending to a recording notifier
+    from flowkit import Notify
+    from flowkit.runtime.handlers import Runtime
+
+    sent: list[Any] = []
+
+    class Recorder:
+        def send(self, message: Any) -> bool:
+            sent.append(message)
+            return True
+
+    monkeypatch.setattr(Runtime, "_get_notifier", lambda self: Recorder())
+
+    @job(name="work", retry=Retry(attempts=2, interval=timedelta(minutes=10)))
+    def work(event: Any, context: Any = None) -> Any:
+        return None
+
+    @workflow(name="noisy", notify=Notify(slack_channel="#ops", on=["run.cancelled", "run.failed"]))
+    def noisy() -> Any:
+        return work
+
+    # When a local run is cancelled (each event delivered once: a duplicated delivery notifies again,
+    # see docs/notifications.md)
+    run = run_workflow(noisy, mocks={"work": failure("Flaky", "x")}, clock="virtual", cancel_after=60)
+
+    # Then exactly one run.cancelled notification went out, with the reason
+    assert run.status == "cancelled"
+    assert [m.kind.value for m in sent] == ["run.cancelled"]
+    assert "cancel_after 60s" in json.dumps(sent[0].payload)
+
+
 def test_cancel_after_that_comes_after_the_end_changes_nothing() -> None:
     run = run_workflow(
         _retrying(),
