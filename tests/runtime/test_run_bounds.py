@@ -121,6 +121,8 @@ def test_every_job_driven_to_its_worst_stays_within_the_computed_bound(database:
     assert cancel_run(store, "r-worst", reason="\U0001f600" * (ERROR_MESSAGE_LIMIT + 50)) is True
     final = store.get_run("r-worst")
     assert final is not None
+    assert len(final["end_reason"]) <= ERROR_MESSAGE_LIMIT  # the cancel reason is cut like an error
+    assert final["end_reason"].endswith("characters cut]")
     grown = _size(final) - bound.initial
     print(f"\ncomputed growth {bound.growth} bytes, real growth {grown} bytes")
     assert grown <= bound.growth
