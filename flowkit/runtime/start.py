@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 from flowkit.conditions import check
 from flowkit.errors import InvalidWorkflow, RunError
 from flowkit.runtime.documents import RunDoc, pending_entry
-from flowkit.runtime.engine import COUNTERS_VERSION, Plan, initial_counters, initial_paths, initial_waits
+from flowkit.runtime.engine import (
+    COUNTERS_VERSION,
+    Plan,
+    initial_counters,
+    initial_paths,
+    initial_waits,
+    is_always,
+)
 from flowkit.runtime.store import Store, epoch_ms, make_status, now
 from flowkit.vocab import EventStatus, RunStatus, is_valid_name
 
@@ -177,12 +184,15 @@ def config_bound(config: Mapping[str, Any]) -> Bound:
     # the run's own fields, as a new run has them
     rest = dict(new_run_document({**config, "jobs": []}, {}, ""))
     del rest["config"], rest["jobs"]
-    plan = Plan.of(config)
-    rest["paths"], rest["waits"], rest["always_left"] = (
-        initial_paths(plan),
-        initial_waits(plan),
-        len(plan.always),
-    )
+    specs = [spec for spec in config.get("jobs") or () if isinstance(spec, Mapping)]
+    if any(spec.get("handled_by") or is_always(spec) for spec in specs):
+        # failure paths or always jobs: their counters, as a new run has them (else none: the skeleton's)
+        plan = Plan.of(config)
+        rest["paths"], rest["waits"], rest["always_left"] = (
+            initial_paths(plan),
+            initial_waits(plan),
+            len(plan.always),
+        )
     return Bound.of_parts(rest, config, names)
 
 

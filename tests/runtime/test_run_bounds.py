@@ -71,17 +71,19 @@ def test_the_compile_time_bound_is_the_start_time_bound_with_an_empty_input() ->
             job("a", failure_handled=True),
             job("b", "a", retry={"max_attempts": 4}, condition=handled),
             job("c", "a"),
+            {**job("d", "c"), "run_on": "all_done"},  # an always job: the run holds its waits
         ],
     )
     config = doc.model_dump(mode="json")
     config["jobs"][0]["handled_by"] = ["b"]  # a failure path: the run holds a paths entry for a
     at_start = Bound.of_run(new_run_document(config, {}, ""))
     assert "a" in new_run_document(config, {}, "")["paths"]
+    assert new_run_document(config, {}, "")["waits"]
     assert config_bound(config) == at_start
     assert config_problem(config) is None
     assert at_start.total < RUN_DOCUMENT_BOUND
     # growth: each job's worst entry, plus the run's own fields
-    assert at_start.growth > 2 * job_growth(1) + job_growth(4)
+    assert at_start.growth > 3 * job_growth(1) + job_growth(4)
 
 
 def test_every_job_driven_to_its_worst_stays_within_the_computed_bound(database: Any) -> None:
