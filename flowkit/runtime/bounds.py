@@ -141,6 +141,8 @@ def _run_growth(config: Mapping[str, Any], initial: Mapping[str, Any]) -> int:
         "timer_seq",
         "next_due_ms",
         "draining",
+        "released",
+        "unrunnable_done",
     )
     before = {name: initial[name] for name in fields if name in initial}
     worst = {
@@ -159,6 +161,8 @@ def _run_growth(config: Mapping[str, Any], initial: Mapping[str, Any]) -> int:
         "timer_seq": bson.Int64(0),
         "next_due_ms": bson.Int64(0),
         "draining": True,
+        "released": bson.Int64(0),
+        "unrunnable_done": f"{2**63 - 1}:{2**63 - 1}",
     }
     return max(_size(worst) - _size(before), 0)
 

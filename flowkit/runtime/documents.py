@@ -150,6 +150,11 @@ class RunDoc(TypedDict, total=False):
     when nothing is due)."""
     timer_seq: int
     """Bumped by every update that sets a due time."""
+    released: int
+    """Claims given back (a job put back to pending/waiting after a failed dispatch; absent before)."""
+    unrunnable_done: str
+    """On an ended run: its pending/waiting jobs were cancelled as of ``"<redrive_count>:<released>"``
+    (``store.unrunnable_mark``), so a handler need not read every job's state again."""
 
 
 class StatusDoc(TypedDict):
@@ -168,7 +173,18 @@ class StatusDoc(TypedDict):
 
 STORED_ONLY: Final = {
     "RunDoc": frozenset(
-        {"phase_index", "draining", "remaining", "unhandled", "counters", "paths", "always_left", "waits"}
+        {
+            "phase_index",
+            "draining",
+            "remaining",
+            "unhandled",
+            "counters",
+            "paths",
+            "always_left",
+            "waits",
+            "released",
+            "unrunnable_done",
+        }
     )
 }
 """Keys the runtime stores for its own bookkeeping that the published models leave out."""

@@ -38,7 +38,15 @@ from flowkit.runtime import engine
 from flowkit.runtime.dispatch import DEFAULT_PAYLOAD_LIMIT, Dispatcher, build_payload, copy_data
 from flowkit.runtime.documents import ErrorDoc, RunDoc, StatusDoc
 from flowkit.runtime.limits import clean_text, output_size_problem, short_text, value_problem
-from flowkit.runtime.store import RunCache, Store, end_event, make_status, nested, project
+from flowkit.runtime.store import (
+    RunCache,
+    Store,
+    end_event,
+    make_status,
+    nested,
+    project,
+    unrunnable_done,
+)
 from flowkit.vocab import FAILED_STATES, OPEN_STATES, EventStatus, JobState, RunStatus, is_valid_name
 
 if TYPE_CHECKING:
@@ -1293,7 +1301,7 @@ class Runtime:
         plan: engine.Plan = entry["plan"]
         if snapshot.get("status") != RunStatus.RUNNING:
             # Already ended: finish what the end owes (cancels, the end event); repeats are harmless.
-            self._cancel_unrunnable_counted(run_id, plan)
+            self._cancel_unrunnable_counted(run_id, plan, snapshot)
             self._insert_end_event(run, snapshot["status"])
             return None
         result = engine.ended(snapshot)
@@ -1306,16 +1314,31 @@ class Runtime:
             return result
         return None
 
-    def _cancel_unrunnable_counted(self, run_id: str, plan: engine.Plan) -> list[str]:
-        """``_cancel_unrunnable`` for a run decided on counters: one read of every job's state."""
+    def _cancel_unrunnable_counted(
+        self, run_id: str, plan: engine.Plan, snapshot: Mapping[str, Any] | None = None
+    ) -> list[str]:
+        """``_cancel_unrunnable`` for a run decided on counters: one read of every job's state, once.
+
+        The read is skipped when ``snapshot`` (or that read) shows the cancels already done for the
+        run's current redrive and release count (``unrunnable_done``); after cancelling, the run is
+        marked so (a compare-and-set on what the read saw), so the handlers of the outcomes still
+        arriving on an ended run read only their own jobs.
+        """
+        if snapshot is not None and unrunnable_done(snapshot):
+            return []
         doc = self.store.get_run(run_id, projection=project(fields={name: ("state",) for name in plan.specs}))
-        if doc is None:
+        if doc is None or unrunnable_done(doc):
             return []
         jobs = nested(doc).get("jobs", {})
         names = [
             name for name, job in jobs.items() if isinstance(job, dict) and job.get("state") in _UNRUNNABLE
         ]
-        return self.store.cancel_jobs(run_id, names) if names else []
+        cancelled = self.store.cancel_jobs(run_id, names) if names else []
+        if doc.get("status") not in (None, RunStatus.RUNNING):
+            self.store.mark_unrunnable_done(
+                run_id, redrive=int(doc.get("redrive_count") or 0), released=int(doc.get("released") or 0)
+            )
+        return cancelled
 
     def _insert_end_event(self, run: Mapping[str, Any], result: str) -> None:
         self.store.insert_status(end_event(run, result, time=self.store.now()))

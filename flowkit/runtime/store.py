@@ -68,6 +68,8 @@ __all__ = [
     "now",
     "project",
     "status_key",
+    "unrunnable_done",
+    "unrunnable_mark",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,7 +98,17 @@ LIVE_FIELDS: Final = (
     *IDENTITY,
 )
 # What a counted transition reads back besides the jobs it touches: enough to settle the run.
-COUNTERS: Final = ("status", "remaining", "unhandled", "always_left", "draining", "redrive_count", *IDENTITY)
+COUNTERS: Final = (
+    "status",
+    "remaining",
+    "unhandled",
+    "always_left",
+    "draining",
+    "redrive_count",
+    "released",
+    "unrunnable_done",
+    *IDENTITY,
+)
 
 
 def now() -> datetime:
@@ -140,6 +152,21 @@ def _same_redrive(query: Doc, redrive: int | None) -> Doc:
     if redrive is not None:
         query["redrive_count"] = redrive if redrive else {"$in": [None, 0]}
     return query
+
+
+def unrunnable_mark(redrive: int, released: int) -> str:
+    """The ``unrunnable_done`` value of an ended run whose unrunnable jobs were cancelled as of the
+    ``redrive_count`` ``redrive`` and the ``released`` count ``released`` (``mark_unrunnable_done``)."""
+    return f"{redrive}:{released}"
+
+
+def unrunnable_done(run: Mapping[str, Any]) -> bool:
+    """Whether ``run`` (a snapshot with ``COUNTERS``) is ended with its unrunnable jobs already cancelled:
+    its mark is that of its current redrive and release count, so no job can be pending or waiting."""
+    mark = run.get("unrunnable_done")
+    if mark is None or run.get("status") in (None, RunStatus.RUNNING):
+        return False
+    return bool(mark == unrunnable_mark(int(run.get("redrive_count") or 0), int(run.get("released") or 0)))
 
 
 def _run(doc: Doc | None) -> RunDoc | None:
@@ -805,7 +832,9 @@ class Store:
         """
         prefix = job_path(job)
         sets: Doc = {f"{prefix}.dispatched_at": None}
-        update: Doc = {"$set": sets, "$inc": {f"{prefix}.attempt": -1, **(inc or {})}}
+        # ``released`` counts the jobs put back to pending/waiting: a job made unrunnable again after
+        # the end's cancels were done (``unrunnable_done``) is noticed by the next handler.
+        update: Doc = {"$set": sets, "$inc": {f"{prefix}.attempt": -1, "released": 1, **(inc or {})}}
         if retry_at is None:
             sets.update({f"{prefix}.state": JobState.PENDING, f"{prefix}.due": None, f"{prefix}.timer": None})
         else:
@@ -1002,6 +1031,16 @@ class Store:
         query = _same_redrive({"_id": run_id, "status": RunStatus.RUNNING}, redrive)
         result = self.runs.update_one(query, update)
         return result.modified_count == 1
+
+    def mark_unrunnable_done(self, run_id: str, *, redrive: int, released: int) -> bool:
+        """Note on an ended run that its pending/waiting jobs were cancelled (rule 5), as of a read that
+        saw ``redrive_count`` ``redrive`` and ``released`` ``released``: a compare-and-set on both, so a
+        job released or a run redriven since that read is not covered by the mark.
+        """
+        query = _same_redrive({"_id": run_id, "status": {"$in": sorted(vocab.RUN_ENDED_STATUSES)}}, redrive)
+        query["released"] = released if released else {"$in": [None, 0]}
+        update = {"$set": {"unrunnable_done": unrunnable_mark(redrive, released)}}
+        return self.runs.update_one(query, update).modified_count == 1
 
     def cancel_jobs(self, run_id: str, jobs: Iterable[str], *, at: datetime | None = None) -> list[str]:
         """``pending``/``waiting`` -> ``cancelled`` for each of ``jobs`` of a run that is no longer running.

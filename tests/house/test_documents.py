@@ -52,8 +52,10 @@ def test_a_new_run_and_a_status_event_have_exactly_the_typed_keys() -> None:
         {},
         "r-1",
     )
-    # draining: set by a transition; next_due_ms: only while a timer is due (this workflow has no timeout)
-    assert set(doc) == set(get_type_hints(RunDoc)) - {"draining", "next_due_ms"}
+    # draining: set by a transition; next_due_ms: only while a timer is due (this workflow has no timeout);
+    # released: by a claim given back; unrunnable_done: once an ended run's unrunnable jobs are cancelled
+    later = {"draining", "next_due_ms", "released", "unrunnable_done"}
+    assert set(doc) == set(get_type_hints(RunDoc)) - later
     # output_ref / error_ref: set by the outcome that stores a big value in the results collection
     assert set(doc["jobs"]["a"]) == set(get_type_hints(JobEntry)) - {"output_ref", "error_ref"}
     status = make_status("r-1", "w", "a", 1, "failed", error={"type": "E", "message": "m"})

@@ -282,3 +282,60 @@ def test_a_released_claim_gives_back_what_it_counted_in_an_always_jobs_waits(dat
     }
     assert run["status"] == "failed"
     check_counters(run)
+
+
+def test_outcomes_arriving_on_an_ended_run_read_every_jobs_state_once(database: Any) -> None:
+    """Rule 5 on counters: the first handler that finds the run ended reads every job's state to cancel
+    the unrunnable ones and marks the run; the handlers of the outcomes still arriving read only their
+    own jobs (without the mark each of them read the whole jobs map again)."""
+    roots = [job(f"b{i}", phase="p") for i in range(6)]
+    doc = document("wf", [job("a", phase="p"), *roots, job("z", "a", *(r["name"] for r in roots), phase="p")])
+    world = World(database, outcomes={"a": "fail"})
+    start_run(world.store, doc, {}, run_id="r")
+    world.drain(jobs=False)
+    assert sorted(name for _, name, _ in world.pending_jobs()) == ["a", *(f"b{i}" for i in range(6))]
+    reads: list[int] = []
+    real = world.store.get_run
+
+    def spy(run_id: str, *, projection: Any = None) -> Any:
+        states = [key for key in projection or () if key.startswith("jobs.") and key.endswith(".state")]
+        reads.append(len(states))
+        return real(run_id, projection=projection)
+
+    world.store.get_run = spy  # type: ignore[method-assign]
+    world.execute(0)  # a fails: nothing handles it, the run ends failed
+    world.drain(jobs=False)
+    assert world.store.get_run("r")["status"] == "failed"
+    assert world.store.get_run("r")["jobs"]["z"]["state"] == "cancelled"
+    whole_reads = sum(1 for n in reads if n == 8)
+    assert whole_reads == 1, reads
+    world.drain()  # the six roots finish on the ended run
+    run = world.store.get_run("r")
+    assert all(run["jobs"][f"b{i}"]["state"] == "succeeded" for i in range(6))
+    assert run["remaining"] == 0
+    assert sum(1 for n in reads if n == 8) == 1, reads
+
+
+def test_a_claim_released_after_the_end_was_marked_is_cancelled_by_the_next_handler(database: Any) -> None:
+    """The mark covers the run's redrive and release count it was made with: a job put back to pending
+    on the ended run afterwards (a failed dispatch of a claim made before the end) is cancelled again."""
+    from flowkit.runtime.store import unrunnable_done
+
+    doc = document("wf", [job("a", phase="p"), job("b", phase="p")])
+    world = World(database, outcomes={"a": "fail"})
+    start_run(world.store, doc, {}, run_id="r")
+    world.drain(jobs=False)
+    world.execute(0)  # a fails, the run ends with b dispatched
+    world.drain(jobs=False)
+    run = world.store.get_run("r")
+    assert run["status"] == "failed" and run["jobs"]["b"]["state"] == "dispatched"
+    assert unrunnable_done(run)
+    # When b's claim is given back on the ended run
+    assert world.store.release("r", "b", run["jobs"]["b"]["attempt"])
+    run = world.store.get_run("r")
+    assert run["jobs"]["b"]["state"] == "pending" and not unrunnable_done(run)
+    # Then the next handler that finds the run ended reads the states again and cancels b
+    entry = world.runtime._fixed("r")
+    assert world.runtime._cancel_unrunnable_counted("r", entry["plan"], run) == ["b"]
+    assert unrunnable_done(world.store.get_run("r"))
+    assert world.runtime._cancel_unrunnable_counted("r", entry["plan"], world.store.get_run("r")) == []
