@@ -348,8 +348,21 @@ def test_the_backoff_of_a_redriven_job_counts_from_its_redrive(path: str) -> Non
     world, clock = _world({"a": "fail"})
     jobs = [job("a", retry=RETRY3), job("b", "a")]
     if path == "whole-document":
-        jobs.append({**job("cleanup", "a"), "run_on": "all_done"})  # always(): decided on the jobs map
+        jobs.append({**job("cleanup", "a"), "run_on": "all_done"})  # an always() job
     start_run(world.store, document("retry", jobs), {}, run_id="r")
+    if path == "whole-document":
+        # as a run started before the counters covered always jobs: decided on the whole jobs map
+        world.store.runs.update_one(
+            {"_id": "r"}, {"$set": {"counters": 2}, "$unset": {"always_left": "", "waits": ""}}
+        )
+    counted: list[object] = []
+    real = world.runtime._schedule_counted
+
+    def spy(*args: object) -> object:
+        counted.append(args)
+        return real(*args)
+
+    world.runtime._schedule_counted = spy  # type: ignore[method-assign]
     for _ in range(3):
         world.drain()
         clock.advance(3600)
@@ -381,6 +394,7 @@ def test_the_backoff_of_a_redriven_job_counts_from_its_redrive(path: str) -> Non
     assert run is not None
     # the fresh budget is 3 attempts: 4, 5, 6
     assert (run["status"], run["jobs"]["a"]["state"], run["jobs"]["a"]["attempt"]) == ("failed", "failed", 6)
+    assert bool(counted) == (path == "counters")  # each case took the path it is named after
 
 
 def test_a_run_timeout_read_before_a_redrive_does_not_end_the_redriven_run() -> None:
