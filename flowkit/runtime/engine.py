@@ -444,7 +444,9 @@ def _satisfies(plan: Plan, job: str, state: str) -> bool:
     return job in plan.paths or (bool(spec.get("failure_handled", False)) and spec.get("handled_by") is None)
 
 
-def increments(plan: Plan, job: str, state: str, *, doomed: int = 0) -> dict[str, int]:
+def increments(
+    plan: Plan, job: str, state: str, *, doomed: int = 0, pathless: bool = False
+) -> dict[str, int]:
     """The ``$inc`` that goes with ``job`` becoming ``state`` (folded into that very update).
 
     A terminal state takes the job off ``remaining`` (an ``always`` job also off ``always_left``); one
@@ -454,6 +456,11 @@ def increments(plan: Plan, job: str, state: str, *, doomed: int = 0) -> dict[str
     those it leaves failed with no failure path left (the caller knows: it is a compare-and-set on
     their ``left``), each one more ``unhandled``. An outcome (and the skip of an ``always`` job) takes
     one off the ``waits`` of its ``always`` dependents. A non-terminal state moves nothing.
+
+    ``pathless``: the job has failure paths and every one of them was skipped before it failed (on a
+    draining run an ``always`` failure path can be decided before the job it handles ended, when
+    what lies between them is an ordinary job that will never run); its failure, recorded with a
+    compare-and-set on ``paths.<job>.left`` being 0, adds one to ``unhandled`` (rule 3).
     """
     if state not in TERMINAL:
         return {}
@@ -469,7 +476,7 @@ def increments(plan: Plan, job: str, state: str, *, doomed: int = 0) -> dict[str
                     inc[f"waits.{dependent}"] = -1
         elif satisfies:
             inc[f"jobs.{dependent}.unmet"] = -1
-    if not satisfies and state in FAILED:
+    if state in FAILED and (not satisfies or (pathless and job in plan.paths)):
         inc["unhandled"] = 1
     if state == JobState.SKIPPED:
         for handled in plan.handles.get(job, ()):

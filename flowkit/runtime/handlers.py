@@ -956,19 +956,25 @@ class Runtime:
         retry_at = self._retry_at(spec, state, attempt, error)
 
         def record(retry: datetime | None) -> RunDoc | None:
-            return self.store.record_outcome(
-                run_id,
+            return _on_paths_left(
+                inc_plan,
                 job,
-                attempt,
-                state=state,
-                output=output,
-                error=error,
-                at=status.get("time"),
-                inc=engine.increments(inc_plan, job, state),
-                version=version,
-                retry_at=retry,
-                max_attempts=int(spec.get("retry", {}).get("max_attempts", 1)),
-                projection=projection,
+                state,
+                lambda inc, require: self.store.record_outcome(
+                    run_id,
+                    job,
+                    attempt,
+                    state=state,
+                    output=output,
+                    error=error,
+                    at=status.get("time"),
+                    inc=inc,
+                    version=version,
+                    retry_at=retry,
+                    max_attempts=int(spec.get("retry", {}).get("max_attempts", 1)),
+                    projection=projection,
+                    require=require,
+                ),
             )
 
         after = record(retry_at)
@@ -1179,11 +1185,16 @@ class Runtime:
         plan: engine.Plan = entry["plan"]
         handled = plan.handles.get(name, ())
         projection = _ready_projection(plan, plan.dependents[name])
-        for _ in range(len(handled) + 2):
+        for _ in range(2 * len(handled) + 2):
             jobs, paths = read.get("jobs", {}), read.get("paths") or {}
             failed = [n for n in handled if jobs.get(n, {}).get("state") in FAILED_STATES]
             last = [n for n in failed if (paths.get(n) or {}).get("left") == 1]
-            require = {f"paths.{n}.left": 1 if n in last else {"$gt": 1} for n in failed}
+            require: dict[str, Any] = {f"paths.{n}.left": 1 if n in last else {"$gt": 1} for n in failed}
+            # a handled job not failed as read must still not be: its failure, recorded meanwhile,
+            # counted on the ``left`` this skip has not taken yet (``_on_paths_left``)
+            require.update(
+                {f"jobs.{n}.state": {"$nin": list(FAILED_STATES)} for n in handled if n not in failed}
+            )
             after = self._snapshot(
                 run_id,
                 entry,
@@ -1198,13 +1209,14 @@ class Runtime:
                     require=require,
                 ),
             )
-            if after is not None or not failed:
+            if after is not None or not handled:
                 return after
-            # Lost: the job was decided meanwhile, or another failure path of a failed job was skipped.
+            # Lost: the job was decided meanwhile, another failure path of a failed job was skipped, or
+            # a job it handles failed.
             found = self.store.get_run(
                 run_id,
                 projection=project(
-                    fields={name: ("state", "attempt"), **{n: ("state",) for n in failed}}, paths=failed
+                    fields={name: ("state", "attempt"), **{n: ("state",) for n in handled}}, paths=handled
                 ),
             )
             read = nested(found) if found is not None else {}
@@ -1279,16 +1291,22 @@ class Runtime:
         )
         self.store.insert_status(status)
         projection = _ready_projection(plan, plan.dependents[name])
-        after = self.store.record_outcome(
-            run_id,
+        after = _on_paths_left(
+            plan,
             name,
-            attempt,
-            state=JobState.FAILED,
-            error=error,
-            at=status["time"],
-            inc=engine.increments(plan, name, JobState.FAILED),
-            version=entry.get("version"),
-            projection=projection,
+            JobState.FAILED,
+            lambda inc, require: self.store.record_outcome(
+                run_id,
+                name,
+                attempt,
+                state=JobState.FAILED,
+                error=error,
+                at=status["time"],
+                inc=inc,
+                version=entry.get("version"),
+                projection=projection,
+                require=require,
+            ),
         )
         if after is None:  # recorded meanwhile by a handler of the event just inserted
             after = self.store.get_run(run_id, projection=projection)
@@ -1364,6 +1382,28 @@ def _decided_on_counters(entry: Mapping[str, Any]) -> bool:
         return False
     version = int(entry.get("counters") or 0)
     return (not plan.paths or version >= 2) and (not plan.always or version >= 3)
+
+
+def _on_paths_left(
+    plan: engine.Plan,
+    job: str,
+    state: str,
+    record: Callable[[Mapping[str, int], Mapping[str, Any] | None], RunDoc | None],
+) -> RunDoc | None:
+    """Rule 1 on counters: ``record(inc, require)`` the outcome of ``job``; the run after, or None.
+
+    A failure of a job with failure paths is unhandled if every one of them was skipped before it
+    (``paths.<job>.left`` is 0: possible on a draining run, see ``engine.increments``): which of the two
+    it is, is a compare-and-set on ``left``, tried with some left first (the usual case). A skip of its
+    last failure path that races it requires the job not failed (``_skip_counted``), so exactly one of
+    the two counts it.
+    """
+    if state not in FAILED_STATES or job not in plan.paths:
+        return record(engine.increments(plan, job, state), None)
+    after = record(engine.increments(plan, job, state), {f"paths.{job}.left": {"$gt": 0}})
+    if after is None:
+        after = record(engine.increments(plan, job, state, pathless=True), {f"paths.{job}.left": 0})
+    return after
 
 
 def _gated_by(plan: engine.Plan, path: str) -> list[str]:

@@ -622,13 +622,15 @@ class Store:
         retry_at: datetime | None = None,
         max_attempts: int = 1,
         projection: Mapping[str, Any] | None = None,
+        require: Mapping[str, Any] | None = None,
     ) -> RunDoc | None:
         """Rule 1: ``dispatched|running`` at ``attempt`` -> ``state``; the run after, or None.
 
         ``inc`` is folded into the same update (the counters the new state moves, see
         ``engine.increments``); ``version``, when given, must be the run's (a run replaced under the
         same id is then never touched with counters computed from another configuration).
-        ``projection`` limits the returned document (the whole run if None). Raises ``LimitExceeded``
+        ``require``: more conditions of the compare-and-set (a failure of a job with failure paths: the
+        ``paths.<job>.left`` its ``inc`` was computed on). ``projection`` limits the returned document (the whole run if None). Raises ``LimitExceeded``
         when MongoDB refuses the write for its size or nesting (the run document would pass 16 MB):
         nothing is written then.
 
@@ -649,6 +651,7 @@ class Store:
         }
         if version is not None:
             query["version"] = version
+        query.update(require or {})
         # Big values go to the results collection first; the run keeps their references.
         output, output_ref = self.keep(run_id, job, attempt, "output", output)
         error_value, error_ref = self.keep(

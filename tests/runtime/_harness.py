@@ -577,8 +577,33 @@ def scenarios() -> list[Scenario]:
             {spec.name: "succeeded" for spec in nested.jobs} | {"publish": "skipped"},
             "succeeded",
         ),
+        Scenario(
+            # on a draining run an always failure path can be decided before the job it handles ended
+            # (only an ordinary job that never runs lies between them): skipped then, the failure after
+            # is unhandled; claimed, if that job failed before the run drained
+            "always-path-before-its-failure",
+            path_before_failure_document(),
+            {},
+            {
+                "bad": "failed",
+                "j": "failed",
+                "k": "cancelled",
+                "h": frozenset({"skipped", "succeeded"}),
+            },
+            "failed",
+            outcomes={"bad": "fail", "j": "fail"},
+        ),
         Scenario("empty", document("empty", [], phases=[]), {}, {}, "succeeded"),
     ]
+
+
+def path_before_failure_document() -> WorkflowDocument:
+    """``bad`` fails unhandled; ``j`` (an ``always`` job) has failure path ``h`` (``always``), which
+    needs ``j`` only through ``k``, an ordinary job: once the run drains, ``h`` is ready whatever
+    ``j`` is doing."""
+    j_spec = job("j", failure_handled=True) | {"run_on": "all_done", "handled_by": ["h"]}
+    h_spec = job("h", "k", condition=status_is("j", "failed")) | {"run_on": "all_done"}
+    return document("path-before-failure", [job("bad"), j_spec, job("k", "j"), h_spec])
 
 
 def check_invariants(world: World, scenario: Scenario, run_id: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from _harness import World, document, input_eq, job, status_is
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from flowkit.runtime import engine
@@ -41,6 +41,19 @@ def test_increments_move_only_the_counters_the_new_state_touches() -> None:
     assert engine.increments(plan, "h", "failed") == {"remaining": -1, "jobs.b.unmet": -1}  # handled_by: None
     assert engine.increments(plan, "b", "cancelled") == {"remaining": -1}
     assert engine.increments(plan, "a", "dispatched") == {}
+    paths = document(
+        "wf",
+        [job("a", failure_handled=True), job("h", "a", condition=status_is("a", "failed"))],
+    ).model_dump(mode="json")
+    paths["jobs"][0]["handled_by"] = ["h"]
+    plan = engine.Plan.of(paths)
+    assert engine.increments(plan, "a", "failed") == {"remaining": -1, "jobs.h.unmet": -1}
+    # every failure path skipped before the failure: it is unhandled
+    assert engine.increments(plan, "a", "failed", pathless=True) == {
+        "remaining": -1,
+        "jobs.h.unmet": -1,
+        "unhandled": 1,
+    }
 
 
 def test_a_new_run_starts_with_counters_matching_its_needs() -> None:
@@ -119,6 +132,153 @@ def _stored(run: dict[str, Any]) -> dict[str, Any]:
 
 @settings(max_examples=500, deadline=None)
 @given(runs())
+@example(
+    case=(
+        (
+            [
+                {
+                    "name": "j0",
+                    "phase": "j0",
+                    "target": {"function": "fn-j0", "qualifier": None},
+                    "needs": [],
+                    "condition": None,
+                    "failure_handled": True,
+                    "input": {},
+                    "run_on": "all_done",
+                    "handled_by": ["j3", "j6"],
+                },
+                {
+                    "name": "j1",
+                    "phase": "j1",
+                    "target": {"function": "fn-j1", "qualifier": None},
+                    "needs": [],
+                    "condition": None,
+                    "failure_handled": True,
+                    "input": {},
+                    "run_on": "all_done",
+                },
+                {
+                    "name": "j2",
+                    "phase": "j2",
+                    "target": {"function": "fn-j2", "qualifier": None},
+                    "needs": ["j0", "j1"],
+                    "condition": {"op": "eq", "args": [{"ref": ["input", "go"]}, {"const": True}]},
+                    "failure_handled": True,
+                    "input": {},
+                    "run_on": "all_done",
+                    "handled_by": ["j7"],
+                },
+                {
+                    "name": "j3",
+                    "phase": "j3",
+                    "target": {"function": "fn-j3", "qualifier": None},
+                    "needs": ["j2"],
+                    "condition": {
+                        "op": "eq",
+                        "args": [{"ref": ["jobs", "j0", "status"]}, {"const": "failed"}],
+                    },
+                    "failure_handled": True,
+                    "input": {},
+                },
+                {
+                    "name": "j4",
+                    "phase": "j4",
+                    "target": {"function": "fn-j4", "qualifier": None},
+                    "needs": [],
+                    "condition": None,
+                    "failure_handled": True,
+                    "input": {},
+                    "run_on": "all_done",
+                },
+                {
+                    "name": "j5",
+                    "phase": "j5",
+                    "target": {"function": "fn-j5", "qualifier": None},
+                    "needs": [],
+                    "condition": None,
+                    "failure_handled": False,
+                    "input": {},
+                    "run_on": "all_done",
+                },
+                {
+                    "name": "j6",
+                    "phase": "j6",
+                    "target": {"function": "fn-j6", "qualifier": None},
+                    "needs": ["j0", "j1"],
+                    "condition": {
+                        "op": "eq",
+                        "args": [{"ref": ["jobs", "j0", "status"]}, {"const": "failed"}],
+                    },
+                    "failure_handled": True,
+                    "input": {},
+                    "run_on": "all_done",
+                },
+                {
+                    "name": "j7",
+                    "phase": "j7",
+                    "target": {"function": "fn-j7", "qualifier": None},
+                    "needs": ["j3"],
+                    "condition": {
+                        "op": "eq",
+                        "args": [{"ref": ["jobs", "j2", "status"]}, {"const": "failed"}],
+                    },
+                    "failure_handled": True,
+                    "input": {},
+                    "run_on": "all_done",
+                },
+                {
+                    "name": "j8",
+                    "phase": "j8",
+                    "target": {"function": "fn-j8", "qualifier": None},
+                    "needs": [],
+                    "condition": None,
+                    "failure_handled": True,
+                    "input": {},
+                    "run_on": "all_done",
+                },
+            ],
+            True,
+        ),
+        [
+            ("j0", "succeeded"),
+            ("j1", "succeeded"),
+            ("j2", "failed"),
+            ("j3", "succeeded"),
+            ("j4", "succeeded"),
+            ("j5", "failed"),
+            ("j6", "succeeded"),
+            ("j7", "succeeded"),
+            ("j8", "succeeded"),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("2", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+            ("0", ""),
+        ],
+    ),
+)
 def test_counters_agree_with_the_whole_document_rules_at_every_step(case: Any) -> None:
     """Jobs are decided one at a time on the counters (``engine.ready``) and moved as the handlers move
     them: a claim (``claim_sets``, ``claim_increments``) leaves the job in flight until a later step
@@ -160,8 +320,10 @@ def test_counters_agree_with_the_whole_document_rules_at_every_step(case: Any) -
         name, step = options[picks.pop() % len(options)] if picks else options[0]
         if step == "finish":
             state = wanted[name]
+            # the compare-and-set on ``left`` of the failure (every failure path skipped before it)
+            pathless = state == "failed" and name in plan.paths and run["paths"][name]["left"] == 0
             run["jobs"][name]["state"] = state
-            _apply(run, engine.increments(plan, name, state), inc=True)
+            _apply(run, engine.increments(plan, name, state, pathless=pathless), inc=True)
         elif name in whole.skip:
             doomed = sum(
                 1
@@ -191,6 +353,36 @@ def test_a_failure_path_decided_before_the_failure_it_handles_is_not_counted() -
     assert not engine.Plan.of(doc).counted
     doc["jobs"][1]["needs"] = ["a"]
     assert engine.Plan.of(doc).counted
+
+
+def test_a_failure_whose_failure_paths_were_all_skipped_before_it_is_unhandled(database: Any) -> None:
+    """On a draining run an ``always`` failure path can be skipped before the job it handles ended
+    (what lies between them is an ordinary job that never runs). That job's failure, recorded later,
+    has no failure path left: the compare-and-set on ``paths.<job>.left`` counts it in ``unhandled``,
+    as ``engine.counters`` does (rule 3)."""
+    from _harness import check_counters, path_before_failure_document
+
+    world = World(database, outcomes={"bad": "fail", "j": "fail"})
+    start_run(world.store, path_before_failure_document(), {}, run_id="r")
+    world.drain(jobs=False)  # started: bad and j are claimed
+    assert sorted(name for _, name, _ in world.pending_jobs()) == ["bad", "j"]
+    world.execute(next(i for i, (_, name, _) in enumerate(world.pending_jobs()) if name == "bad"))
+    world.drain(jobs=False)  # the run drains; h is ready with j still in flight: its condition is false
+    run = world.store.get_run("r")
+    assert run is not None
+    assert (run["jobs"]["h"]["state"], run["jobs"]["j"]["state"], run["paths"]["j"]["left"]) == (
+        "skipped",
+        "dispatched",
+        0,
+    )
+    check_counters(run)
+    world.drain()  # j fails with no failure path left
+    run = world.store.get_run("r")
+    assert run is not None
+    assert run["jobs"]["j"]["state"] == "failed"
+    assert run["unhandled"] == 2
+    assert run["status"] == "failed"
+    check_counters(run)
 
 
 def test_a_retried_orchestrator_claims_what_an_earlier_skip_made_ready(database: Any) -> None:
