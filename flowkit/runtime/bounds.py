@@ -42,7 +42,7 @@ from flowkit.vocab import (
     TimerKind,
 )
 
-__all__ = ["Bound", "job_growth", "redrive_problem"]
+__all__ = ["Bound", "job_growth", "redrive_problem", "timers_growth"]
 
 _MIB: Final = 1024 * 1024
 _DATE: Final = datetime(2026, 1, 1, tzinfo=UTC)  # every BSON date is 8 bytes
@@ -167,6 +167,12 @@ def _run_growth(config: Mapping[str, Any], initial: Mapping[str, Any]) -> int:
     return max(_size(worst) - _size(before), 0)
 
 
+def timers_growth(names: Iterable[str], present: Mapping[str, Any]) -> int:
+    """Bytes the run's ``timers`` map can add: an entry (a date) for each job of ``names`` not in
+    ``present`` (the map as it is)."""
+    return sum(2 + len(name.encode()) + 8 for name in names if name not in present)
+
+
 def _attempts(spec: Mapping[str, Any]) -> int:
     retry = spec.get("retry") or {}
     try:
@@ -222,7 +228,9 @@ class Bound:
             workflow=str(rest.get("workflow") or config.get("name")),
             jobs=len(specs),
             initial=initial,
-            growth=sum(job_growth(m) for m in attempts) + _run_growth(config, rest),
+            growth=sum(job_growth(m) for m in attempts)
+            + _run_growth(config, rest)
+            + timers_growth(names, {}),
             config=config_size,
             input=_size(rest.get("input") or {}),
             max_attempts=max(attempts, default=1),
@@ -253,7 +261,7 @@ def redrive_problem(run: Mapping[str, Any], names: Iterable[str]) -> str | None:
         job = run["jobs"].get(name) or {}
         m = _attempts(specs.get(name) or {})
         growth += job_growth(m, int(job.get("attempt") or 0) + m)
-    total = now + growth + _run_growth(config, run)
+    total = now + growth + _run_growth(config, run) + timers_growth(run["jobs"], run.get("timers") or {})
     if total <= RUN_DOCUMENT_BOUND:
         return None
     return (

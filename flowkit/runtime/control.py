@@ -269,7 +269,10 @@ def redrive_run(store: Store, run_id: str) -> Redrive:
         if "remaining" in run:  # a run decided on counters: set them to what the reset run holds
             sets.update(_counters(after))
         # timer_seq moves too: a sweep that read the ended run must not unset the new next_due_ms
-        result = store.runs.update_one(query, {"$set": sets, "$inc": {"timer_seq": 1}})
+        update: Doc = {"$set": sets, "$inc": {"timer_seq": 1}}
+        if names:  # the reset jobs' timers are cleared: their entries of the ``timers`` map too
+            update["$unset"] = {f"timers.{name}": "" for name in names}
+        result = store.runs.update_one(query, update)
         if result.modified_count == 1:
             logger.info("run %s redriven (redrive %d): %s", run_id, count + 1, ", ".join(names))
             store.insert_status(

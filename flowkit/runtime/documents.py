@@ -150,6 +150,9 @@ class RunDoc(TypedDict, total=False):
     when nothing is due)."""
     timer_seq: int
     """Bumped by every update that sets a due time."""
+    timers: dict[str, datetime]
+    """Every job's due time (``jobs.<job>.due``), kept in the same updates: the sweep reads this map,
+    not the jobs (absent in runs started before it; complete only with ``counters`` >= 4)."""
     released: int
     """Claims given back (a job put back to pending/waiting after a failed dispatch; absent before)."""
     unrunnable_done: str
@@ -184,6 +187,7 @@ STORED_ONLY: Final = {
             "waits",
             "released",
             "unrunnable_done",
+            "timers",
         }
     )
 }

@@ -388,9 +388,10 @@ def unmet_needs(spec: Mapping[str, Any], specs: Mapping[str, Any]) -> int:
     return sum(1 for need in dict.fromkeys(spec.get("needs", ())) if need in specs)
 
 
-COUNTERS_VERSION: Final = 3
+COUNTERS_VERSION: Final = 4
 """The run document's ``counters``: 2 = the counters cover failure paths (``paths``), 3 = and ``always``
-jobs (``always_left``, ``waits``); absent in runs started by a flowkit that decided those workflows on
+jobs (``always_left``, ``waits``), 4 = and the ``timers`` map (job -> due time) the timer sweep reads
+instead of the jobs; absent in runs started by a flowkit that decided those workflows on
 the whole ``jobs`` map."""
 _MOVED: Final = TERMINAL - {JobState.CANCELLED}
 """Terminal states whose transition moves the counters (cancelling, on an ended run, moves only

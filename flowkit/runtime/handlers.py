@@ -16,7 +16,6 @@ notifier are imported on first use.
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections import Counter, deque
@@ -320,7 +319,7 @@ class Runtime:
             if due is not None and due > now:
                 self._arm(run_id, due)  # further away than one SQS delay: wait again
                 continue
-            run = self._read(run_id, functools.partial(self._get_run, run_id))
+            run = self.store.get_run(run_id, projection=dict.fromkeys(timers.SWEEP_FIELDS, 1))
             if run is not None:
                 results.append(timers.fire_run(self, run, now))
         return {"action": "woken", "runs": len(results), "fired": results}

@@ -119,6 +119,7 @@ def new_run_document(
         "redrive_deadline": None,
         "deadline": deadline,
         "timer_seq": 0,
+        "timers": {},
     }
     if deadline is not None:
         doc["next_due_ms"] = epoch_ms(deadline)

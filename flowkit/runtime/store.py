@@ -221,11 +221,22 @@ def _set_timer(update: Doc, prefix: str, due: datetime, kind: str) -> None:
     """Add to ``update``: the job's timer (``due``, ``timer`` kind), and keep ``next_due_ms`` a lower bound.
 
     ``$min`` keeps the run's ``next_due_ms`` at or before every due time it holds; ``timer_seq`` tells a
-    sweep computing a new ``next_due_ms`` that a timer was set meanwhile (``set_next_due``).
+    sweep computing a new ``next_due_ms`` that a timer was set meanwhile (``set_next_due``). The run's
+    ``timers`` map (job -> due) mirrors every job's due time, so a sweep finds the due jobs without
+    reading the jobs; every write that clears a due time unsets its entry (``_clear_timer``).
     """
-    update.setdefault("$set", {}).update({f"{prefix}.due": due, f"{prefix}.timer": kind})
+    job = prefix.removeprefix("jobs.")
+    update.setdefault("$set", {}).update(
+        {f"{prefix}.due": due, f"{prefix}.timer": kind, f"timers.{job}": due}
+    )
     update.setdefault("$min", {})["next_due_ms"] = epoch_ms(due)
     update.setdefault("$inc", {})["timer_seq"] = 1
+
+
+def _clear_timer(update: Doc, prefix: str) -> None:
+    """Add to ``update``: the job has no timer (``due``/``timer`` None, its ``timers`` entry unset)."""
+    update.setdefault("$set", {}).update({f"{prefix}.due": None, f"{prefix}.timer": None})
+    update.setdefault("$unset", {})[f"timers.{prefix.removeprefix('jobs.')}"] = ""
 
 
 def epoch_ms(at: datetime) -> int:
@@ -664,10 +675,9 @@ class Store:
             f"{prefix}.error": error_value,
             f"{prefix}.error_ref": error_ref,
             f"{prefix}.finished_at": at,
-            f"{prefix}.due": None,
-            f"{prefix}.timer": None,
         }
         update: Doc = {"$set": sets}
+        _clear_timer(update, prefix)
         if state in FAILED_STATES:
             sets[f"{prefix}.attempts.{attempt}"] = {
                 "attempt": attempt,
@@ -681,6 +691,7 @@ class Store:
             # attempts left: ``max_attempts`` counts every try since the job's last redrive
             query[f"{prefix}.attempt_base"] = {"$gt": attempt - max_attempts}
             sets[f"{prefix}.state"] = JobState.WAITING
+            del update["$unset"]
             _set_timer(update, prefix, retry_at, TimerKind.RETRY)
         elif inc:
             update["$inc"] = dict(inc)
@@ -803,7 +814,7 @@ class Store:
         if due is not None:
             _set_timer(update, prefix, due, TimerKind.ATTEMPT)
         else:
-            sets.update({f"{prefix}.due": None, f"{prefix}.timer": None})
+            _clear_timer(update, prefix)
         return _run(
             self.runs.find_one_and_update(
                 {
@@ -839,7 +850,8 @@ class Store:
         # the end's cancels were done (``unrunnable_done``) is noticed by the next handler.
         update: Doc = {"$set": sets, "$inc": {f"{prefix}.attempt": -1, "released": 1, **(inc or {})}}
         if retry_at is None:
-            sets.update({f"{prefix}.state": JobState.PENDING, f"{prefix}.due": None, f"{prefix}.timer": None})
+            sets[f"{prefix}.state"] = JobState.PENDING
+            _clear_timer(update, prefix)
         else:
             sets[f"{prefix}.state"] = JobState.WAITING
             _set_timer(update, prefix, retry_at, TimerKind.RETRY)

@@ -39,11 +39,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_SQS_DELAY",
+    "SWEEP_FIELDS",
     "SqsWaker",
     "Waker",
     "as_datetime",
     "attempt_due",
     "fire_run",
+    "mapped_next_due",
     "next_due",
     "parse_wake",
     "sweep",
@@ -124,8 +126,60 @@ def _specs(run: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return {spec["name"]: spec for spec in run["config"]["jobs"]}
 
 
+SWEEP_FIELDS: Final = (
+    "workflow",
+    "status",
+    "timer_seq",
+    "redrive_count",
+    "deadline",
+    "redrive_deadline",
+    "timers",
+    "counters",
+    "version",
+    "created_at",
+)
+"""What the sweep reads of a due run: its own fields and its ``timers`` map, never its jobs or config."""
+TIMERS_VERSION: Final = 4
+"""The ``counters`` value from which a run's ``timers`` map holds every due time (``engine``)."""
+_JOB_TIMER_FIELDS: Final = (
+    "state",
+    "attempt",
+    "timer",
+    "due",
+    "dispatched_at",
+    "started_at",
+    "heartbeat_at",
+)
+
+
+def _on_map(run: Mapping[str, Any]) -> bool:
+    """Whether ``run``'s due jobs can be found from its ``timers`` map (a run started before it cannot)."""
+    return isinstance(run.get("timers"), Mapping) and int(run.get("counters") or 0) >= TIMERS_VERSION
+
+
 def fire_run(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    """Fire every timer of ``run`` (a whole run document, read just before) that is due at ``now``."""
+    """Fire every timer of ``run`` that is due at ``now``.
+
+    ``run`` is read just before: with ``SWEEP_FIELDS`` (or whole). A running run with a ``timers`` map
+    whose deadline is not due is fired reading only its due jobs (``_fire_mapped``); any other run
+    (ended, its deadline due, or started before the map) is read whole first, as it always was.
+    """
+    run_id = run["_id"]
+    deadline = as_datetime(run.get("redrive_deadline") or run.get("deadline"))
+    ends = deadline is not None and deadline <= now
+    if _on_map(run) and run.get("status") == RunStatus.RUNNING and not ends:
+        return _fire_mapped(runtime, run, now)
+    if "jobs" not in run or "config" not in run:
+        whole = runtime.store.get_run(run_id)
+        if whole is None:
+            return {"run_id": run_id, "expired": [], "retried": [], "moved": [], "ended": None}
+        runtime.run_cache.put(whole)
+        run = whole
+    return _fire_whole(runtime, run, now)
+
+
+def _fire_whole(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """``fire_run`` on a whole run document."""
     from flowkit.runtime.store import make_status
 
     run_id = run["_id"]
@@ -201,6 +255,111 @@ def fire_run(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dict[st
     return fired
 
 
+def _fire_mapped(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """``fire_run`` on a running run read with ``SWEEP_FIELDS``: the due jobs come from its ``timers``
+    map, their specs from the handler's run cache, and only those jobs are read (one projected read).
+
+    Every step is the same compare-and-set as on a whole read. The new ``next_due_ms`` is computed
+    from the map as read (with this fire's moves, without its expired attempts), or after a retry was
+    claimed from one more read of the map, and stored only if no timer was set since the ``timer_seq``
+    it goes with (``set_next_due``).
+    """
+    from flowkit.runtime.store import RunCache, job_path, make_status, nested
+
+    run_id = run["_id"]
+    fired: dict[str, Any] = {"run_id": run_id, "expired": [], "retried": [], "moved": [], "ended": None}
+    store = runtime.store
+    timers: Mapping[str, Any] = run["timers"]
+    names = sorted(name for name, due in timers.items() if (at := as_datetime(due)) is not None and at <= now)
+    handled: set[tuple[str, int]] = set()
+    # The map and timer_seq as the fires leave them (a move bumps timer_seq by one; more means a timer
+    # was set by someone else meanwhile, and the stale seq makes set_next_due refuse, as it should).
+    seq = int(run.get("timer_seq", 0))
+    remaining: dict[str, Any] = dict(timers)
+    retried = False
+    if names:
+        entry = runtime.run_cache.get(run_id)
+        if entry is None or not RunCache.matches(entry, run):
+            runtime.run_cache.discard(run_id)
+            fixed = store.read_fixed(run_id)
+            if fixed is None or not RunCache.matches(fixed, run):
+                return fired  # deleted, or another run under the same id: its own sweep fires it
+            entry = runtime.run_cache.put(fixed) or dict(fixed)
+        specs = _specs(entry)
+        projection = {f"{job_path(name)}.{field}": 1 for name in names for field in _JOB_TIMER_FIELDS}
+        read = store.get_run(run_id, projection={**projection, "status": 1})
+        jobs: Mapping[str, Any] = nested(read).get("jobs") or {} if read is not None else {}
+        for name in names:
+            job = jobs.get(name)
+            due = as_datetime(job.get("due")) if job is not None else None
+            if job is None or due is None or due > now or name not in specs:
+                continue
+            spec = specs[name]
+            attempt = int(job["attempt"])
+            if job.get("timer") == TimerKind.ATTEMPT and job.get("state") in OPEN_STATES:
+                expires, error_type = attempt_due(spec, job)
+                if expires is not None and expires > now:
+                    moved = store.move_timer(run_id, name, attempt, to=expires)
+                    if moved is not None:
+                        fired["moved"].append(name)
+                        if int(moved.get("timer_seq", 0)) == seq + 1:
+                            seq += 1
+                            remaining[name] = expires
+                        runtime._arm(run_id, expires)
+                    continue
+                error: ErrorDoc = {
+                    "type": error_type or ErrorType.TIMEOUT.value,
+                    "message": _timeout_message(spec, error_type),
+                }
+                store.insert_status(
+                    make_status(
+                        run_id, run["workflow"], name, attempt, EventStatus.TIMED_OUT, error=error, time=now
+                    )
+                )
+                fired["expired"].append(name)
+                handled.add((name, attempt))
+            elif job.get("timer") == TimerKind.RETRY and job.get("state") == JobState.WAITING:
+                claimed = runtime._claim_retry(cast("RunDoc", {"_id": run_id}), spec, attempt, now)
+                if claimed is not None:
+                    fired["retried"].append(name)
+                    retried = True
+    if not retried:
+        # The new lower bound, from the map as read and moved; refused if a timer was set since (seq).
+        held = {"status": run["status"], "timers": remaining, "deadline": run.get("deadline")}
+        held["redrive_deadline"] = run.get("redrive_deadline")
+        held["jobs"] = {name: {"attempt": attempt, "timer": TimerKind.ATTEMPT} for name, attempt in handled}
+        store.set_next_due(run_id, seq, mapped_next_due(held, handled))
+        return fired
+    # A retry claimed sets the new attempt's timer: the new lower bound from the map as it is now.
+    after_fields = {"status": 1, "timer_seq": 1, "timers": 1, "deadline": 1, "redrive_deadline": 1}
+    for name, _ in handled:
+        after_fields.update({f"{job_path(name)}.attempt": 1, f"{job_path(name)}.timer": 1})
+    latest = store.get_run(run_id, projection=after_fields)
+    if latest is None:
+        return fired
+    latest = cast("RunDoc", nested(latest))
+    store.set_next_due(run_id, int(latest.get("timer_seq", 0)), mapped_next_due(latest, handled))
+    return fired
+
+
+def mapped_next_due(
+    run: Mapping[str, Any], fired: set[tuple[str, int]] | frozenset[tuple[str, int]]
+) -> datetime | None:
+    """``next_due`` from the run's ``timers`` map; ``run`` holds the attempt and timer of the jobs in
+    ``fired`` (left out while still at that attempt with its deadline timer)."""
+    if run.get("status") != RunStatus.RUNNING:
+        return None
+    jobs: Mapping[str, Any] = run.get("jobs") or {}
+    dues = [as_datetime(run.get("redrive_deadline") or run.get("deadline"))]
+    for name, due in (run.get("timers") or {}).items():
+        job = jobs.get(name) or {}
+        if (name, job.get("attempt")) in fired and job.get("timer") == TimerKind.ATTEMPT:
+            continue
+        dues.append(as_datetime(due))
+    present = [due for due in dues if due is not None]
+    return min(present) if present else None
+
+
 def _timeout_message(spec: Mapping[str, Any], error_type: str | None) -> str:
     if error_type == ErrorType.HEARTBEAT_TIMEOUT:
         return f"no heartbeat for {float(spec.get('heartbeat_seconds') or 0):g}s"
@@ -217,13 +376,14 @@ def sweep(
     results: list[dict[str, Any]] = []
     seen: set[str] = set()
     while True:
-        due = runtime.store.due_runs(now, limit=limit, run_ids=run_ids)
+        due = runtime.store.due_runs(
+            now, limit=limit, run_ids=run_ids, projection=dict.fromkeys(SWEEP_FIELDS, 1)
+        )
         batch = [run for run in due if run["_id"] not in seen]
         if not batch:
             return results
         for run in batch:
             seen.add(run["_id"])
-            runtime.run_cache.put(run)
             try:
                 results.append(fire_run(runtime, run, now))
             except Exception:

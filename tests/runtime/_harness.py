@@ -606,6 +606,14 @@ def path_before_failure_document() -> WorkflowDocument:
     return document("path-before-failure", [job("bad"), j_spec, job("k", "j"), h_spec])
 
 
+def check_timers_map(run: Mapping[str, Any]) -> None:
+    """The run's ``timers`` map holds exactly its jobs' due times (the timer sweep reads only the map)."""
+    from flowkit.runtime.timers import as_datetime
+
+    dues = {name: as_datetime(j.get("due")) for name, j in run["jobs"].items() if j.get("due") is not None}
+    assert {name: as_datetime(due) for name, due in run["timers"].items()} == dues, (run["timers"], dues)
+
+
 def check_invariants(world: World, scenario: Scenario, run_id: str) -> None:
     """What must hold once every delivery was made and every dispatched job has reported."""
     stored = world.store.get_run(run_id)
@@ -637,6 +645,7 @@ def check_invariants(world: World, scenario: Scenario, run_id: str) -> None:
     ends = world.end_events(run_id)
     assert [e["status"] for e in ends] == ["success" if scenario.status == "succeeded" else "failed"]
     assert world.runtime.rejections == {}, world.runtime.rejections
+    check_timers_map(stored)
     # an always job starts once each of its needs ended (its outcome was reported) or never ran
     for spec in scenario.document.jobs:
         started = world.dispatcher.when.get((run_id, spec.name, 1))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from _harness import World, document, job
+from _harness import World, check_timers_map, document, job
 
 from flowkit.document import WorkflowDocument
 from flowkit.runtime.store import from_epoch_ms
@@ -101,6 +101,7 @@ def finish(world: World, run_id: str, *, rounds: int = 50) -> None:
 def check_timer_invariants(world: World, scenario: TimerScenario, run_id: str) -> None:
     run = world.store.get_run(run_id)
     assert run is not None
+    check_timers_map(run)
     specs = {spec.name: spec for spec in scenario.document.jobs}
     dispatches = [(name, attempt) for rid, name, attempt in world.dispatcher.dispatched if rid == run_id]
     assert sorted(dispatches) == sorted(set(dispatches)), f"an attempt dispatched twice: {dispatches}"

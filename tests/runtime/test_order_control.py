@@ -21,7 +21,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from _harness import World, check_counters
+from _harness import World, check_counters, check_timers_map
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_order_independence import SCENARIOS, HypothesisChoices, RandomChoices, run_schedule
@@ -53,6 +53,7 @@ def _timed_out_attempts(run: dict[str, Any]) -> set[tuple[str, int]]:
 def check_control_invariants(world: World, run_id: str) -> None:
     run = world.store.get_run(run_id)
     assert run is not None
+    check_timers_map(run)
     timed_out = _timed_out_attempts(run)
     dispatches = [(name, attempt) for rid, name, attempt in world.dispatcher.dispatched if rid == run_id]
     assert len(dispatches) == len(set(dispatches)), f"dispatched twice: {dispatches}"

@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import bson
 import pytest
 from _harness import World, document, job
+from pymongo import monitoring
 
 from flowkit.local.clock import VirtualClock
 from flowkit.runtime.start import start_run
@@ -137,3 +140,106 @@ def test_a_wake_up_that_is_not_one_is_ignored_and_a_schedule_event_sweeps() -> N
     swept = world.runtime.timer_job({"source": "aws.events", "detail-type": "Scheduled Event"})
 
     assert (bad["runs"], swept["action"], swept["runs"]) == (0, "swept", 0)
+
+
+class _Received(monitoring.CommandListener):
+    """A pymongo ``CommandListener``: the BSON bytes of every reply, per command."""
+
+    def __init__(self) -> None:
+        self.replies: list[tuple[str, int]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        pass
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        if event.command_name != "endSessions":
+            self.replies.append((event.command_name, len(bson.encode(event.reply))))
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def _thousand_jobs(wire_server: Any, name: str, timed: int) -> tuple[World, _Received, Any]:
+    """A run of 1,000 jobs, all dispatched: ``j0000``'s attempt is due in 5 s, ``j0001``'s in 10 s,
+    ``timed - 2`` others' in an hour (the rest have no timeout). Stored as the runtime leaves it (its ``timers`` map included)."""
+    from flowkit.runtime.start import new_run_document
+
+    received = _Received()
+    client = wire_server.client(event_listeners=[received])
+    world = World(client[name], outcomes={}, clock=VirtualClock(), timers=True)
+    names = [f"j{i:04d}" for i in range(1000)]
+    timeouts = {n: ((5, 10)[i] if i < 2 else 3600) for i, n in enumerate(names) if i < timed}
+    jobs = [job(n, phase="all", timeout=timeouts.get(n)) for n in names]
+    spec = document("wide", jobs, phases=[("all", names)])
+    base = world.store.now()
+    doc: Any = new_run_document(spec.model_dump(mode="json"), {}, "w", at=base)
+    for n in names:
+        doc["jobs"][n].update(state="dispatched", attempt=1, dispatched_at=base)
+        if n in timeouts:
+            due = base + timedelta(seconds=timeouts[n])
+            doc["jobs"][n].update(due=due, timer="attempt")
+            doc["timers"][n] = due
+    doc["next_due_ms"] = epoch_ms(base + timedelta(seconds=5))
+    world.store.runs.insert_one(doc)
+    return world, received, client
+
+
+@pytest.mark.parametrize("timed", [10, 1000])
+def test_a_timer_fire_on_a_1000_job_run_reads_what_it_touches(wire_server: Any, timed: int) -> None:
+    """A timer fire costs what it touches: the sweep of a 1,000-job run whose one job timed out
+    receives its own fields, its ``timers`` map (one entry per job with a timer) and the one due job,
+    never the jobs (a whole read of this run is over 200 KB). The configuration is read once per
+    container (``RunCache``, by the first fire here); the second fire is measured: with 10 jobs with a
+    timeout it is under 4 KB in all."""
+    name = f"flowkit_test_{uuid.uuid4().hex[:12]}"
+    world, received, client = _thousand_jobs(wire_server, name, timed)
+    try:
+        whole = len(bson.encode(world.store.get_run("w") or {}))
+        assert whole > 200_000
+        world.clock.advance(5)
+        assert [f["expired"] for f in world.fire_timers()] == [["j0000"]]
+        world.clock.advance(5)
+        received.replies.clear()
+
+        fired = world.fire_timers()
+
+        # j0000's timed_out event is not recorded yet (no statemachine ran): it fires again, harmlessly
+        assert [f["expired"] for f in fired] == [["j0000", "j0001"]]
+        total = sum(size for _, size in received.replies)
+        print(f"timed={timed}: received {total} bytes in {received.replies}; whole run {whole} bytes")
+        assert total < 4096 + timed * 40, received.replies  # a map entry: 2 + 5 + 8 bytes each here
+        if timed == 10:
+            assert total < 4096, received.replies
+        events = list(world.store.statuses.find({"run_id": "w", "status": "timed_out"}))
+        assert sorted((e["job"], e["attempt"]) for e in events) == [("j0000", 1), ("j0001", 1)]
+        stored = world.store.get_run("w")
+        assert stored is not None
+        # the next due time is the other timers' (an hour away), not the fired ones' again
+        due_ms = stored.get("next_due_ms")
+        if timed > 2:
+            assert due_ms is not None and due_ms > epoch_ms(world.store.now() + timedelta(minutes=50))
+    finally:
+        client.drop_database(name)
+        client.close()
+
+
+def test_a_run_started_before_the_timers_map_is_fired_on_a_whole_read(wire_server: Any) -> None:
+    """A run stored by an older flowkit (no ``timers`` map, ``counters`` 3) is still fired: read whole."""
+    name = f"flowkit_test_{uuid.uuid4().hex[:12]}"
+    world, received, client = _thousand_jobs(wire_server, name, 10)
+    try:
+        world.store.runs.update_one({"_id": "w"}, {"$set": {"counters": 3}, "$unset": {"timers": ""}})
+        whole = len(bson.encode(world.store.get_run("w") or {}))
+        world.clock.advance(5)
+        received.replies.clear()
+
+        fired = world.fire_timers()
+
+        assert [f["expired"] for f in fired] == [["j0000"]]
+        assert max(size for _, size in received.replies) >= whole  # the whole run was read
+        stored = world.store.get_run("w")
+        assert stored is not None and "timers" not in stored
+        assert stored["next_due_ms"] == epoch_ms(world.store.now() + timedelta(seconds=5))
+    finally:
+        client.drop_database(name)
+        client.close()
