@@ -770,24 +770,54 @@ class Runtime:
         return after
 
     def _claim_retry(
-        self, run: RunDoc, spec: Mapping[str, Any], attempt: int, now: datetime
+        self, run: RunDoc, spec: Mapping[str, Any], attempt: int, now: datetime, *, lean: bool = False
     ) -> RunDoc | None:
         """Rule 12: a due retry: claim attempt ``attempt + 1`` of a waiting job and dispatch it.
 
         Returns the run after the claim (None if someone else claimed it). A payload that can never
         be sent fails the job (rule 8); a dispatch that raises puts the job back to ``waiting`` with
         its retry due again a little later (the claim is kept if the request may have arrived).
+        ``lean``: on a run decided on its counters, the claim reads back only the needs' outputs (what
+        the payload takes), and the run returned holds only those jobs.
         """
         from flowkit.runtime.timers import attempt_due
 
         run_id, name = run["_id"], spec["name"]
         due, _ = attempt_due(spec, {"dispatched_at": now})
-        after = self._read(
-            run_id,
-            lambda projection: self.store.claim_retry(
-                run_id, name, attempt, at=now, due=due, projection=projection
-            ),
-        )
+        entry = self.run_cache.get(run_id) if lean else None
+        after: RunDoc | None
+        if entry is not None and entry.get("plan") is not None and _decided_on_counters(entry):
+            plan: engine.Plan = entry["plan"]
+            needs = [need for need in dict.fromkeys(spec.get("needs", ())) if need in plan.specs]
+            claimed = self.store.claim_retry(
+                run_id,
+                name,
+                attempt,
+                at=now,
+                due=due,
+                projection=project(fields={need: ("output", "output_ref") for need in needs}),
+            )
+            if claimed is None:
+                return None
+            if not RunCache.matches(entry, claimed):
+                self.run_cache.discard(run_id)
+                raise RunReplaced(f"run {run_id!r} was replaced while being read; retry", run_id=run_id)
+            after = cast(
+                "RunDoc",
+                {
+                    **claimed,
+                    "workflow": entry["workflow"],
+                    "input": entry.get("input"),
+                    "jobs": nested(claimed).get("jobs", {}),
+                },
+            )
+        else:
+            after = self._read(
+                run_id,
+                lambda projection: self.store.claim_retry(
+                    run_id, name, attempt, at=now, due=due, projection=projection
+                ),
+            )
         if after is None:
             return None
         attempt += 1

@@ -319,7 +319,7 @@ def _fire_mapped(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dic
                 fired["expired"].append(name)
                 handled.add((name, attempt))
             elif job.get("timer") == TimerKind.RETRY and job.get("state") == JobState.WAITING:
-                claimed = runtime._claim_retry(cast("RunDoc", {"_id": run_id}), spec, attempt, now)
+                claimed = runtime._claim_retry(cast("RunDoc", {"_id": run_id}), spec, attempt, now, lean=True)
                 if claimed is not None:
                     fired["retried"].append(name)
                     retried = True

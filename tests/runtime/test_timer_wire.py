@@ -223,6 +223,46 @@ def test_a_timer_fire_on_a_1000_job_run_reads_what_it_touches(wire_server: Any, 
         client.close()
 
 
+def test_a_due_retry_on_a_1000_job_run_reads_what_it_touches(wire_server: Any) -> None:
+    """A due retry is claimed reading back only what the new attempt's payload takes (its needs'
+    outputs), never the run's jobs: a whole read of this run is over 200 KB."""
+    name = f"flowkit_test_{uuid.uuid4().hex[:12]}"
+    world, received, client = _thousand_jobs(wire_server, name, 10)
+    try:
+        base = world.store.now()
+        world.store.runs.update_one(
+            {"_id": "w"},
+            {
+                "$set": {
+                    "jobs.j0000.state": "waiting",
+                    "jobs.j0000.timer": "retry",
+                    "jobs.j0000.due": base + timedelta(seconds=5),
+                    "timers.j0000": base + timedelta(seconds=5),
+                }
+            },
+        )
+        whole = len(bson.encode(world.store.get_run("w") or {}))
+        assert whole > 200_000
+        fixed = world.store.read_fixed("w")
+        assert fixed is not None
+        world.runtime.run_cache.put(fixed)  # a warm container: the configuration is cached
+        world.clock.advance(5)
+        received.replies.clear()
+
+        fired = world.fire_timers()
+
+        assert [f["retried"] for f in fired] == [["j0000"]]
+        total = sum(size for _, size in received.replies)
+        print(f"retry: received {total} bytes in {received.replies}; whole run {whole} bytes")
+        assert total < 4096, received.replies
+        a = (world.store.get_run("w") or {})["jobs"]["j0000"]
+        assert (a["state"], a["attempt"], a["timer"]) == ("dispatched", 2, "attempt")
+        assert [(n, attempt) for _, n, attempt in world.dispatcher.dispatched] == [("j0000", 2)]
+    finally:
+        client.drop_database(name)
+        client.close()
+
+
 def test_a_run_started_before_the_timers_map_is_fired_on_a_whole_read(wire_server: Any) -> None:
     """A run stored by an older flowkit (no ``timers`` map, ``counters`` 3) is still fired: read whole."""
     name = f"flowkit_test_{uuid.uuid4().hex[:12]}"
