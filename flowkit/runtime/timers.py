@@ -180,7 +180,6 @@ def fire_run(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dict[st
 
 def _fire_whole(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """``fire_run`` on a whole run document."""
-    from flowkit.runtime.store import make_status
 
     run_id = run["_id"]
     fired: dict[str, Any] = {"run_id": run_id, "expired": [], "retried": [], "moved": [], "ended": None}
@@ -220,35 +219,19 @@ def _fire_whole(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dict
         due = as_datetime(job.get("due"))
         if due is None or due > now or name not in specs:
             continue
-        spec = specs[name]
-        attempt = int(job["attempt"])
-        if job.get("timer") == TimerKind.ATTEMPT and job.get("state") in OPEN_STATES:
-            expires, error_type = attempt_due(spec, job)
-            if expires is not None and expires > now:
-                moved = store.move_timer(run_id, name, attempt, to=expires)
-                if moved is not None:
-                    fired["moved"].append(name)
-                    latest_seq = max(latest_seq, int(moved.get("timer_seq", latest_seq)))
-                    base["jobs"][name] = {**base["jobs"][name], "due": expires}
-                    runtime._arm(run_id, expires)
-                continue
-            error: ErrorDoc = {
-                "type": error_type or ErrorType.TIMEOUT.value,
-                "message": _timeout_message(spec, error_type),
-            }
-            store.insert_status(
-                make_status(
-                    run_id, run["workflow"], name, attempt, EventStatus.TIMED_OUT, error=error, time=now
-                )
-            )
-            fired["expired"].append(name)
-            handled.add((name, attempt))
-        elif job.get("timer") == TimerKind.RETRY and job.get("state") == JobState.WAITING:
-            after: Mapping[str, Any] | None = runtime._claim_retry(cast("RunDoc", run), spec, attempt, now)
-            if after is not None:
-                fired["retried"].append(name)
-                base = {**after, "jobs": dict(after["jobs"])}
-                latest_seq = max(latest_seq, int(after.get("timer_seq", latest_seq)))
+        done = _fire_job(runtime, run_id, run["workflow"], name, job, specs[name], now, lean=False)
+        if done is None:
+            continue
+        kind, after, expires = done
+        fired[kind].append(name)
+        if kind == "moved":
+            latest_seq = max(latest_seq, int(after.get("timer_seq", latest_seq)))
+            base["jobs"][name] = {**base["jobs"][name], "due": expires}
+        elif kind == "expired":
+            handled.add((name, int(job["attempt"])))
+        else:
+            base = {**after, "jobs": dict(after["jobs"])}
+            latest_seq = max(latest_seq, int(after.get("timer_seq", latest_seq)))
     # The new lower bound, from the freshest snapshot held; refused if a timer was set since (seq).
     remaining = next_due(base, fired=frozenset(handled))
     store.set_next_due(run_id, latest_seq, remaining)
@@ -264,7 +247,7 @@ def _fire_mapped(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dic
     claimed from one more read of the map, and stored only if no timer was set since the ``timer_seq``
     it goes with (``set_next_due``).
     """
-    from flowkit.runtime.store import RunCache, job_path, make_status, nested
+    from flowkit.runtime.store import RunCache, job_path, nested
 
     run_id = run["_id"]
     fired: dict[str, Any] = {"run_id": run_id, "expired": [], "retried": [], "moved": [], "ended": None}
@@ -294,35 +277,19 @@ def _fire_mapped(runtime: Runtime, run: Mapping[str, Any], now: datetime) -> dic
             due = as_datetime(job.get("due")) if job is not None else None
             if job is None or due is None or due > now or name not in specs:
                 continue
-            spec = specs[name]
-            attempt = int(job["attempt"])
-            if job.get("timer") == TimerKind.ATTEMPT and job.get("state") in OPEN_STATES:
-                expires, error_type = attempt_due(spec, job)
-                if expires is not None and expires > now:
-                    moved = store.move_timer(run_id, name, attempt, to=expires)
-                    if moved is not None:
-                        fired["moved"].append(name)
-                        if int(moved.get("timer_seq", 0)) == seq + 1:
-                            seq += 1
-                            remaining[name] = expires
-                        runtime._arm(run_id, expires)
-                    continue
-                error: ErrorDoc = {
-                    "type": error_type or ErrorType.TIMEOUT.value,
-                    "message": _timeout_message(spec, error_type),
-                }
-                store.insert_status(
-                    make_status(
-                        run_id, run["workflow"], name, attempt, EventStatus.TIMED_OUT, error=error, time=now
-                    )
-                )
-                fired["expired"].append(name)
-                handled.add((name, attempt))
-            elif job.get("timer") == TimerKind.RETRY and job.get("state") == JobState.WAITING:
-                claimed = runtime._claim_retry(cast("RunDoc", {"_id": run_id}), spec, attempt, now, lean=True)
-                if claimed is not None:
-                    fired["retried"].append(name)
-                    retried = True
+            done = _fire_job(runtime, run_id, run["workflow"], name, job, specs[name], now, lean=True)
+            if done is None:
+                continue
+            kind, after, expires = done
+            fired[kind].append(name)
+            if kind == "moved":
+                if int(after.get("timer_seq", 0)) == seq + 1:
+                    seq += 1
+                    remaining[name] = expires
+            elif kind == "expired":
+                handled.add((name, int(job["attempt"])))
+            else:
+                retried = True
     if not retried:
         # The new lower bound, from the map as read and moved; refused if a timer was set since (seq).
         held = {"status": run["status"], "timers": remaining, "deadline": run.get("deadline")}
@@ -358,6 +325,50 @@ def mapped_next_due(
         dues.append(as_datetime(due))
     present = [due for due in dues if due is not None]
     return min(present) if present else None
+
+
+def _fire_job(
+    runtime: Runtime,
+    run_id: str,
+    workflow: str,
+    name: str,
+    job: Mapping[str, Any],
+    spec: Mapping[str, Any],
+    now: datetime,
+    *,
+    lean: bool,
+) -> tuple[str, Mapping[str, Any], datetime | None] | None:
+    """Fire the due timer of one job, the same compare-and-sets whatever was read of the run.
+
+    An attempt past its deadline moves to a later one (a heartbeat came since) or times out (its
+    ``timed_out`` event is inserted); a due retry is claimed and dispatched (``lean``: reading back
+    only what the payload takes). Returns ``(kind, document, new due)``, ``kind`` being the ``fired``
+    list it goes in: ``moved`` (the move's result and the new due time), ``expired``, ``retried`` (the
+    run after the claim); None when nothing changed (another fire or the job's outcome came first).
+    """
+    from flowkit.runtime.store import make_status
+
+    attempt = int(job["attempt"])
+    if job.get("timer") == TimerKind.ATTEMPT and job.get("state") in OPEN_STATES:
+        expires, error_type = attempt_due(spec, job)
+        if expires is not None and expires > now:
+            moved = runtime.store.move_timer(run_id, name, attempt, to=expires)
+            if moved is None:
+                return None
+            runtime._arm(run_id, expires)
+            return "moved", moved, expires
+        error: ErrorDoc = {
+            "type": error_type or ErrorType.TIMEOUT.value,
+            "message": _timeout_message(spec, error_type),
+        }
+        runtime.store.insert_status(
+            make_status(run_id, workflow, name, attempt, EventStatus.TIMED_OUT, error=error, time=now)
+        )
+        return "expired", {}, None
+    if job.get("timer") == TimerKind.RETRY and job.get("state") == JobState.WAITING:
+        after = runtime._claim_retry(cast("RunDoc", {"_id": run_id}), spec, attempt, now, lean=lean)
+        return None if after is None else ("retried", after, None)
+    return None
 
 
 def _timeout_message(spec: Mapping[str, Any], error_type: str | None) -> str:
